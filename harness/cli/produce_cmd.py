@@ -1,0 +1,72 @@
+"""`harness produce` (synthetic or recorded signals) and `harness trim` (safe stream trimming)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import redis
+
+from harness.cli import options
+from harness.transport.trim import trim_stream
+
+
+@click.command("produce")
+@options.redis_url
+@options.input_stream
+@click.option("--count", envvar="HARNESS_PRODUCE_COUNT", show_envvar=True, show_default=True, default=1000,
+              type=click.IntRange(0), help="Synthetic signals to generate (ignored with --from).")
+@click.option("--seed", envvar="HARNESS_SEED", show_envvar=True, show_default=True, default=0, type=int,
+              help="Random seed: the same seed gives the same signals.")
+@click.option("--rate", envvar="HARNESS_PRODUCE_RATE", show_envvar=True, default=None, type=click.FloatRange(0.001),
+              help="Signals per second; without it, as fast as possible.")
+@click.option("--devices", envvar="HARNESS_PRODUCE_DEVICES", show_envvar=True, show_default=True, default=8,
+              type=click.IntRange(1), help="Number of synthetic devices.")
+@click.option("--samples", envvar="HARNESS_PRODUCE_SAMPLES", show_envvar=True, show_default=True, default=1000,
+              type=click.IntRange(1), help="Samples per synthetic signal.")
+@click.option("--out", "out_path", envvar="HARNESS_PRODUCE_OUT", show_envvar=True, default=None,
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the signals to this file (.parquet, .csv, .jsonl) instead of Redis.")
+@click.option("--from", "from_path", envvar="HARNESS_PRODUCE_FROM", show_envvar=True, default=None,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Replay recorded signals from a file (.parquet, .csv, .jsonl), keeping their ids.")
+@click.option("--publish-channel", envvar="HARNESS_PUBLISH_CHANNEL", show_envvar=True, default=None,
+              help="Publish on this pub/sub channel instead of the input stream.")
+@click.option("--trim/--no-trim", envvar="HARNESS_PRODUCE_TRIM", show_envvar=True, default=False, show_default=True,
+              help="Trim the input stream as it goes, only below what every consumer group has acked.")
+def produce_command(
+    redis_url: str, input_stream: str, count: int, seed: int, rate: float | None, devices: int, samples: int,
+    out_path: Path | None, from_path: Path | None, publish_channel: str | None, trim: bool,
+) -> None:
+    """Send synthetic signals (or replay a recorded file) to the input stream."""
+    from harness.producer.files import read_signals, write_signals  # pandas: slow to import
+    from harness.producer.publisher import publish_signals
+    from harness.producer.synthetic import generate_signals
+
+    signals = (read_signals(from_path) if from_path
+               else generate_signals(count, seed, devices=devices, samples=samples))
+    if out_path is not None:
+        written = write_signals(out_path, signals)
+        click.echo(f"wrote {written} signals to {out_path}")
+        return
+    client = redis.Redis.from_url(redis_url)
+    sent = publish_signals(client, signals, input_stream, rate=rate, channel=publish_channel, trim=trim)
+    target = f"channel {publish_channel}" if publish_channel else f"stream {input_stream}"
+    click.echo(f"sent {sent} signals to {target}")
+
+
+@click.command("trim")
+@options.redis_url
+@click.option("--stream", envvar="HARNESS_TRIM_STREAM", show_envvar=True, default=None,
+              help="Stream to trim (default: the input stream).")
+@options.input_stream
+@click.option("--min-groups", envvar="HARNESS_TRIM_MIN_GROUPS", show_envvar=True, show_default=True, default=2,
+              type=click.IntRange(1), help="Trim nothing until at least this many consumer groups exist.")
+def trim_command(redis_url: str, stream: str | None, input_stream: str, min_groups: int) -> None:
+    """Remove the entries every consumer group has read and acked; never an unread one."""
+    client = redis.Redis.from_url(redis_url)
+    removed = trim_stream(client, stream or input_stream, min_groups=min_groups)
+    click.echo(f"trimmed {removed} entries from {stream or input_stream}")
+
+
+COMMANDS = [produce_command, trim_command]

@@ -1,0 +1,87 @@
+"""`harness worker SPEC`: host legacy, the candidate or a team's own algorithm on the input."""
+
+from __future__ import annotations
+
+import os
+
+import click
+import redis
+
+from harness.cli import options
+from harness.clustering import WorkerContext
+from harness.runtime.loader import BUILTIN_WORKERS, load_algorithm
+from harness.runtime.logs import configure_logging
+from harness.runtime.sentry import init_sentry
+from harness.runtime.worker import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_BLOCK_MS,
+    DEFAULT_MAX_DELIVERIES,
+    RuntimeSettings,
+    WorkerRuntime,
+)
+from harness.transport.base import Transport
+from harness.transport.pubsub import PubSubTransport
+from harness.transport.streams import StreamTransport, wait_for_redis
+
+
+@click.command("worker")
+@click.argument("spec", envvar="HARNESS_WORKER")
+@click.option("--name", envvar="HARNESS_WORKER_NAME", show_envvar=True, default=None,
+              help="Worker name: its consumer group, results stream and state. Default: SPEC "
+                   "for legacy/candidate, the factory's module otherwise.")
+@options.redis_url
+@options.input_stream
+@click.option("--transport", "transport_kind", envvar="HARNESS_TRANSPORT", show_envvar=True, show_default=True,
+              default="streams", type=click.Choice(["streams", "pubsub"]),
+              help="streams: lossless consumer groups. pubsub: attach to an existing channel (lossy "
+                   "while the worker is away).")
+@options.input_channel
+@click.option("--batch-size", envvar="HARNESS_BATCH_SIZE", show_envvar=True, show_default=True,
+              default=DEFAULT_BATCH_SIZE, type=click.IntRange(1, 5000), help="Entries read per batch.")
+@click.option("--block-ms", envvar="HARNESS_BLOCK_MS", show_envvar=True, show_default=True,
+              default=DEFAULT_BLOCK_MS, type=click.IntRange(1), help="How long one read waits for input.")
+@click.option("--max-deliveries", envvar="HARNESS_MAX_DELIVERIES", show_envvar=True, show_default=True,
+              default=DEFAULT_MAX_DELIVERIES, type=click.IntRange(1),
+              help="An entry delivered more often than this without an ack goes to the dead-letter stream.")
+@options.max_samples
+@click.option("--start-from", envvar="HARNESS_START_FROM", show_envvar=True, show_default=True, default="0",
+              help="Where a new consumer group starts: 0 (all retained input) or $ (only new input).")
+@click.option("--exit-when-idle", envvar="HARNESS_EXIT_WHEN_IDLE", show_envvar=True, default=None,
+              type=click.FloatRange(0), help="Exit after this many seconds without input (drains, benchmarks).")
+@options.log_level
+@options.log_format
+def worker_command(
+    spec: str, name: str | None, redis_url: str, input_stream: str, transport_kind: str, channel: str,
+    batch_size: int, block_ms: int, max_deliveries: int, max_samples: int, start_from: str,
+    exit_when_idle: float | None, log_level: str, log_format: str,
+) -> None:
+    """Run one worker. SPEC is legacy, candidate or MODULE:FACTORY.
+
+    FACTORY(context) returns an object with `model_version` and `assign_batch(signals)`, or a
+    plain function `fn(signal) -> label | None` that is hosted unchanged. SENTRY_DSN, when
+    set, turns on exception capture.
+    """
+    configure_logging(log_level, json_lines=log_format == "json")
+    worker_name = name or (spec if spec in BUILTIN_WORKERS else spec.partition(":")[0].rsplit(".", 1)[-1])
+    client = redis.Redis.from_url(redis_url)
+    wait_for_redis(client, timeout_s=30.0)
+    context = WorkerContext(worker_name=worker_name, redis=client, env=dict(os.environ))
+    algorithm = load_algorithm(spec, context)
+
+    def connect() -> Transport:
+        fresh = redis.Redis.from_url(redis_url)
+        if transport_kind == "pubsub":
+            return PubSubTransport(fresh, worker_name, channel)
+        return StreamTransport(fresh, worker_name, input_stream=input_stream, start_id=start_from)
+
+    init_sentry(worker_name, algorithm.model_version)
+    settings = RuntimeSettings(
+        worker_name=worker_name, batch_size=batch_size, block_ms=block_ms, max_deliveries=max_deliveries,
+        max_samples=max_samples, exit_when_idle_s=exit_when_idle,
+    )
+    runtime = WorkerRuntime(connect(), algorithm, settings, reconnect=connect)
+    runtime.install_signal_handlers()
+    runtime.run()
+
+
+COMMANDS = [worker_command]

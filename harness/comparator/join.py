@@ -1,0 +1,126 @@
+"""Joins results from several sides by signal id: pending buffer, duplicates, late arrivals, expiry, eviction."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+# One side's result, already reduced to small ints by the state: (outcome, label, device, kind, error type);
+# -1 means "none".
+Slot = tuple[int, int, int, int, int]
+# A pending join: [first_seen_ms, mask of sides seen, slot of side 0, slot of side 1, ...] (None = not yet).
+Entry = list[Any]
+
+FIRST_SEEN, MASK, SLOTS = 0, 1, 2  # positions in an Entry
+
+
+@dataclass
+class Offered:
+    """What one batch from one side did to the join."""
+
+    accepted: list[int] = field(default_factory=list)  # positions in the batch that were new results
+    completed: list[Entry] = field(default_factory=list)  # signals now seen on every side
+    evicted: list[Entry] = field(default_factory=list)  # oldest pending signals pushed out by max_pending
+    duplicates: int = 0
+    late: int = 0  # results for a signal that had already expired or been evicted
+
+
+class JoinBuffer:
+    """Pending joins in arrival order, plus a bounded memory of finished ids to recognise redeliveries.
+
+    The memory is two generations of `max_pending` ids each: when the newer one fills up, the older
+    one is dropped whole, so at least the last `max_pending` finished ids are always remembered.
+    """
+
+    def __init__(self, n_sides: int, timeout_ms: float, max_pending: int) -> None:
+        if n_sides < 2:
+            raise ValueError("a join needs at least two sides")
+        if max_pending <= 0 or timeout_ms <= 0:
+            raise ValueError("timeout_ms and max_pending must be positive")
+        self.n_sides = n_sides
+        self.timeout_ms = float(timeout_ms)
+        self.max_pending = max_pending
+        self._full = (1 << n_sides) - 1
+        self._pending: OrderedDict[str, Entry] = OrderedDict()
+        self._finished: dict[str, int] = {}  # id -> mask of the sides seen, newest generation
+        self._finished_before: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def offer(self, side: int, ids: Sequence[str], slots: Sequence[Slot], now_ms: float) -> Offered:
+        out = Offered()
+        pending = self._pending  # not the finished dicts: _remember may swap their generations mid-batch
+        bit, slot_at, full = 1 << side, SLOTS + side, self._full
+        template: Entry = [0.0, 0, *([None] * self.n_sides)]
+        accepted, completed = out.accepted, out.completed
+        for position, sid in enumerate(ids):
+            entry = pending.get(sid)
+            if entry is not None:
+                if entry[MASK] & bit:
+                    out.duplicates += 1
+                    continue
+                entry[slot_at] = slots[position]
+                entry[MASK] |= bit
+                accepted.append(position)
+                if entry[MASK] == full:
+                    del pending[sid]
+                    self._remember(sid, full)
+                    completed.append(entry)
+                continue
+            seen = self._finished.get(sid)
+            if seen is None:
+                seen = self._finished_before.get(sid)
+            if seen is not None:
+                if seen & bit:
+                    out.duplicates += 1
+                else:
+                    self._remember(sid, seen | bit)
+                    out.late += 1
+                    accepted.append(position)
+                continue
+            entry = template.copy()
+            entry[FIRST_SEEN], entry[MASK], entry[slot_at] = now_ms, bit, slots[position]
+            pending[sid] = entry
+            accepted.append(position)
+        while len(pending) > self.max_pending:
+            sid, entry = pending.popitem(last=False)
+            self._remember(sid, entry[MASK])
+            out.evicted.append(entry)
+        return out
+
+    def expire(self, now_ms: float) -> list[Entry]:
+        """Pending signals first seen at least timeout_ms ago, oldest first; they leave the buffer."""
+        cutoff = now_ms - self.timeout_ms
+        expired: list[tuple[str, Entry]] = []
+        for sid, entry in self._pending.items():
+            if entry[FIRST_SEEN] > cutoff:
+                break  # arrival order: everything after is younger
+            expired.append((sid, entry))
+        for sid, entry in expired:
+            del self._pending[sid]
+            self._remember(sid, entry[MASK])
+        return [entry for _, entry in expired]
+
+    def _remember(self, sid: str, mask: int) -> None:
+        self._finished[sid] = mask
+        if len(self._finished) >= self.max_pending:
+            self._finished_before = self._finished
+            self._finished = {}
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "pending": [[sid, *entry] for sid, entry in self._pending.items()],
+            "finished": self._finished,
+            "finished_before": self._finished_before,
+        }
+
+    def restore(self, raw: dict[str, Any]) -> None:
+        self._pending = OrderedDict(
+            (row[0], [row[1], row[2], *(tuple(slot) if slot is not None else None for slot in row[3:])])
+            for row in raw["pending"]
+        )
+        self._finished = dict(raw["finished"])
+        self._finished_before = dict(raw["finished_before"])

@@ -1,0 +1,191 @@
+"""Everything learned from the matched pairs of two sides: contingency, window, devices, truth, error divergence."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from harness.comparator import agreement
+from harness.comparator.agreement import CODE_BITS, SparseCounts, Table, cell_keys
+from harness.comparator.join import Slot
+
+Ints = npt.NDArray[np.int64]
+
+CLUSTERED, UNCLUSTERED, ERROR = 0, 1, 2  # outcome codes, in the order of contracts.OUTCOMES
+OUTCOME, LABEL, DEVICE, KIND, ERR_TYPE = range(5)  # positions in a Slot
+_CELL_MASK = (1 << CODE_BITS) - 1
+
+
+class PairWindow:
+    """The label codes of the last `size` agreement pairs, in a ring."""
+
+    def __init__(self, size: int) -> None:
+        if size <= 0:
+            raise ValueError("the agreement window needs a positive size")
+        self.size = size
+        self._left = np.zeros(size, dtype=np.int64)
+        self._right = np.zeros(size, dtype=np.int64)
+        self._next = 0
+        self.filled = 0
+
+    def push(self, left: Ints, right: Ints) -> None:
+        if left.size >= self.size:
+            self._left[:], self._right[:] = left[-self.size :], right[-self.size :]
+            self._next, self.filled = 0, self.size
+            return
+        at = (self._next + np.arange(left.size)) % self.size
+        self._left[at], self._right[at] = left, right
+        self._next = (self._next + left.size) % self.size
+        self.filled = min(self.size, self.filled + left.size)
+
+    def table(self) -> Table:
+        # the window is bounded, so building its table at report time is cheap and always exact
+        return Table.from_pairs(self._left[: self.filled], self._right[: self.filled])
+
+    def to_wire(self) -> dict[str, Any]:
+        # stored oldest first, so the ring restores into any position
+        order = (self._next - self.filled + np.arange(self.filled)) % self.size
+        return {"l": self._left[order].astype("<i8").tobytes(), "r": self._right[order].astype("<i8").tobytes()}
+
+    def restore(self, raw: dict[str, Any]) -> None:
+        left = np.frombuffer(raw["l"], dtype="<i8").astype(np.int64)
+        right = np.frombuffer(raw["r"], dtype="<i8").astype(np.int64)
+        self._next, self.filled = 0, 0
+        self.push(left, right)
+
+
+class PairStats:
+    """Streaming statistics over the pairs (left result, right result) of signals seen on both sides."""
+
+    def __init__(self, window: int) -> None:
+        self.matched = 0
+        self.table = SparseCounts()  # (left label, right label) -> pairs; both sides clustered
+        self.by_device = SparseCounts()  # (device, cell of self.table) -> pairs
+        self.truth_left = SparseCounts()  # (true kind, left label) -> pairs
+        self.truth_right = SparseCounts()  # (true kind, right label) -> pairs
+        self.window = PairWindow(window)
+        self.outcomes = np.zeros((3, 3), dtype=np.int64)  # left outcome × right outcome
+        self.error_types: dict[int, list[int]] = {}  # error type code -> [only left, only right, both]
+
+    def add(self, left_slots: Sequence[Slot], right_slots: Sequence[Slot]) -> None:
+        if not left_slots:
+            return
+        left = np.array(left_slots, dtype=np.int64).reshape(-1, 5)
+        right = np.array(right_slots, dtype=np.int64).reshape(-1, 5)
+        self.matched += left.shape[0]
+        self.outcomes += np.bincount(left[:, OUTCOME] * 3 + right[:, OUTCOME], minlength=9).reshape(3, 3)
+        failed = (left[:, OUTCOME] == ERROR) | (right[:, OUTCOME] == ERROR)
+        if failed.any():
+            self._count_error_types(left[failed], right[failed])
+        both = (left[:, OUTCOME] == CLUSTERED) & (right[:, OUTCOME] == CLUSTERED)
+        left, right = left[both], right[both]
+        if left.shape[0] == 0:
+            return
+        left_labels, right_labels = left[:, LABEL], right[:, LABEL]
+        cells = self.table.add(cell_keys(left_labels, right_labels))
+        self.window.push(left_labels, right_labels)
+        device = np.where(left[:, DEVICE] >= 0, left[:, DEVICE], right[:, DEVICE])
+        known = device >= 0
+        self.by_device.add(cell_keys(device[known], cells[known]))
+        kind = np.where(left[:, KIND] >= 0, left[:, KIND], right[:, KIND])
+        labelled = kind >= 0
+        if labelled.any():
+            self.truth_left.add(cell_keys(kind[labelled], left_labels[labelled]))
+            self.truth_right.add(cell_keys(kind[labelled], right_labels[labelled]))
+
+    def _count_error_types(self, left: Ints, right: Ints) -> None:
+        for left_outcome, left_type, right_outcome, right_type in zip(
+            left[:, OUTCOME].tolist(), left[:, ERR_TYPE].tolist(),
+            right[:, OUTCOME].tolist(), right[:, ERR_TYPE].tolist(), strict=True,
+        ):
+            if left_outcome == ERROR and right_outcome == ERROR:
+                # a pair failing with two different types is counted under each of them
+                for code in {left_type, right_type}:
+                    self.error_types.setdefault(code, [0, 0, 0])[2] += 1
+            elif left_outcome == ERROR:
+                self.error_types.setdefault(left_type, [0, 0, 0])[0] += 1
+            else:
+                self.error_types.setdefault(right_type, [0, 0, 0])[1] += 1
+
+    # --- report sections ------------------------------------------------------------------------
+
+    def main_table(self) -> Table:
+        return Table.from_keys(self.table.keys, self.table.counts)
+
+    def device_tables(self, limit: int) -> tuple[int, list[tuple[int, Table]]]:
+        """(number of devices, [(device code, table)] for the `limit` devices with the most pairs)."""
+        keys, counts = self.by_device.keys, self.by_device.counts
+        if keys.size == 0:
+            return 0, []
+        devices = keys >> CODE_BITS
+        cells = keys & _CELL_MASK
+        codes, at = np.unique(devices, return_inverse=True)
+        per_device = np.bincount(at, weights=counts)
+        chosen = codes[np.argsort(-per_device, kind="stable")[:limit]]
+        order = np.argsort(devices, kind="stable")
+        sorted_devices = devices[order]
+        cell_keys_all = self.table.keys
+        tables = []
+        for device in chosen.tolist():
+            lo, hi = np.searchsorted(sorted_devices, [device, device + 1])
+            picked = order[lo:hi]
+            tables.append((device, Table.from_keys(cell_keys_all[cells[picked]], counts[picked])))
+        return int(codes.size), tables
+
+    def errors_section(self, error_names: Sequence[str]) -> dict[str, Any]:
+        grid = self.outcomes
+        only_left = int(grid[ERROR, CLUSTERED] + grid[ERROR, UNCLUSTERED])
+        only_right = int(grid[CLUSTERED, ERROR] + grid[UNCLUSTERED, ERROR])
+        by_type = {
+            error_names[code] if code >= 0 else "unknown": {
+                "only_legacy": counts[0], "only_candidate": counts[1], "both": counts[2]}
+            for code, counts in sorted(self.error_types.items(), key=lambda item: -sum(item[1]))
+        }
+        return {
+            "only_legacy": only_left,
+            "only_candidate": only_right,
+            "both": int(grid[ERROR, ERROR]),
+            "by_type": by_type,
+            "unclustered_only_legacy": int(grid[UNCLUSTERED, CLUSTERED]),
+            "unclustered_only_candidate": int(grid[CLUSTERED, UNCLUSTERED]),
+            "both_unclustered": int(grid[UNCLUSTERED, UNCLUSTERED]),
+        }
+
+    def truth_section(self) -> dict[str, Any] | None:
+        if len(self.truth_left) == 0:
+            return None
+        left = Table.from_keys(self.truth_left.keys, self.truth_left.counts)
+        right = Table.from_keys(self.truth_right.keys, self.truth_right.counts)
+        return {"pairs": left.n, "legacy_ari": agreement.ari(left), "candidate_ari": agreement.ari(right),
+                "legacy_nmi": agreement.nmi(left), "candidate_nmi": agreement.nmi(right)}
+
+    # --- persistence ----------------------------------------------------------------------------
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "matched": self.matched,
+            "table": self.table.to_wire(),
+            "by_device": self.by_device.to_wire(),
+            "truth_left": self.truth_left.to_wire(),
+            "truth_right": self.truth_right.to_wire(),
+            "window": self.window.to_wire(),
+            "window_size": self.window.size,
+            "outcomes": self.outcomes.ravel().tolist(),
+            "error_types": [[code, *counts] for code, counts in self.error_types.items()],
+        }
+
+    @classmethod
+    def from_wire(cls, raw: dict[str, Any]) -> PairStats:
+        stats = cls(int(raw["window_size"]))
+        stats.matched = int(raw["matched"])
+        stats.table = SparseCounts.from_wire(raw["table"])
+        stats.by_device = SparseCounts.from_wire(raw["by_device"])
+        stats.truth_left = SparseCounts.from_wire(raw["truth_left"])
+        stats.truth_right = SparseCounts.from_wire(raw["truth_right"])
+        stats.window.restore(raw["window"])
+        stats.outcomes = np.asarray(raw["outcomes"], dtype=np.int64).reshape(3, 3)
+        stats.error_types = {int(row[0]): [int(v) for v in row[1:]] for row in raw["error_types"]}
+        return stats

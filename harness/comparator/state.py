@@ -1,0 +1,294 @@
+"""The comparator's whole state: joins decoded results by id, keeps streaming metrics, persists itself."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import msgpack
+import numpy as np
+
+from harness.comparator import agreement
+from harness.comparator.join import MASK, SLOTS, Entry, JoinBuffer, Slot
+from harness.comparator.latency import LatencyHistogram
+from harness.comparator.pairs import ERROR, PairStats
+from harness.comparator.reservoir import DEFAULT_CAPACITY, Reservoir
+from harness.report.schema import build_report
+
+PRIMARY_SIDES = ("legacy", "candidate")
+REPLICA = "replica"  # a second legacy instance: legacy vs replica is the A/A noise floor
+STATE_FORMAT = "harness.comparator-state/1"
+
+_OUTCOME_CODES = {"clustered": 0, "unclustered": 1, "error": 2}
+_NO_CODE = -1
+
+
+class SideStats:
+    """What one side produced, matched or not: outcome counts and latency distributions."""
+
+    def __init__(self, sample_size: int, seed: int) -> None:
+        self.outputs = 0
+        self.missing = 0
+        self.outcomes = [0, 0, 0]
+        self.end_to_end = LatencyHistogram()
+        self.processing = LatencyHistogram()
+        self.sample = Reservoir(sample_size, seed)
+
+    def record(self, outcomes: list[int], end_to_end: list[float], processing: list[float]) -> None:
+        self.outputs += len(outcomes)
+        for code, count in enumerate(np.bincount(outcomes, minlength=3).tolist()):
+            self.outcomes[code] += count
+        end_to_end_ms = np.asarray(end_to_end, dtype=np.float64)
+        self.end_to_end.record_many(end_to_end_ms)
+        self.processing.record_many(np.asarray(processing, dtype=np.float64))
+        self.sample.offer_many(end_to_end_ms)
+
+    def latency_section(self) -> dict[str, Any]:
+        return {**self.end_to_end.summary(), "count": self.end_to_end.count,
+                "processing": self.processing.summary()}
+
+    def outcome_section(self) -> dict[str, int]:
+        return dict(zip(_OUTCOME_CODES, self.outcomes, strict=True))
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"outputs": self.outputs, "missing": self.missing, "outcomes": self.outcomes,
+                "e2e": self.end_to_end.to_bytes(), "proc": self.processing.to_bytes(),
+                "sample": self.sample.to_wire()}
+
+    @classmethod
+    def from_wire(cls, raw: dict[str, Any]) -> SideStats:
+        stats = cls(1, 0)
+        stats.outputs, stats.missing = int(raw["outputs"]), int(raw["missing"])
+        stats.outcomes = [int(v) for v in raw["outcomes"]]
+        stats.end_to_end = LatencyHistogram.from_bytes(raw["e2e"])
+        stats.processing = LatencyHistogram.from_bytes(raw["proc"])
+        stats.sample = Reservoir.from_wire(raw["sample"])
+        return stats
+
+
+class ComparatorState:
+    """Feed it batches of decoded `SignalClustered` wire maps per side; ask it for a report at any time.
+
+    Agreement uses the pairs where both sides clustered the signal; pairs with an error or an
+    unclustered outcome on either side are accounted for in the errors section instead.
+    """
+
+    def __init__(
+        self,
+        *,
+        timeout_ms: float = 30_000,
+        max_pending: int = 200_000,
+        window: int = 1_000,
+        sides: Sequence[str] = PRIMARY_SIDES,
+        sample_size: int = DEFAULT_CAPACITY,
+        seed: int = 0,
+        device_limit: int = 50,
+        map_limit: int = 20,
+        min_share: float = 0.1,
+    ) -> None:
+        sides = tuple(sides)
+        if sides not in (PRIMARY_SIDES, (*PRIMARY_SIDES, REPLICA)):
+            raise ValueError(f"sides must be {PRIMARY_SIDES} or {(*PRIMARY_SIDES, REPLICA)}, got {sides}")
+        self.sides = sides
+        self.options = {"timeout_ms": float(timeout_ms), "max_pending": int(max_pending), "window": int(window),
+                        "sample_size": int(sample_size), "seed": int(seed), "device_limit": int(device_limit),
+                        "map_limit": int(map_limit), "min_share": float(min_share)}
+        self._side_index = {side: index for index, side in enumerate(sides)}
+        self._join = JoinBuffer(len(sides), timeout_ms, max_pending)
+        # per-side label codes; devices, kinds and error types share one code space across sides
+        self._labels: list[dict[Any, int]] = [{} for _ in sides]
+        self._devices: dict[Any, int] = {}
+        self._kinds: dict[Any, int] = {}
+        self._error_types: dict[Any, int] = {}
+        self._stats = [SideStats(sample_size, seed + index) for index in range(len(sides))]
+        self._primary = PairStats(window)
+        self._noise = PairStats(window) if REPLICA in sides else None
+        self.counters = {"duplicates": 0, "evicted": 0, "late": 0, "rejected": 0}
+
+    # --- ingestion ------------------------------------------------------------------------------
+
+    def ingest(self, side: str, records: Sequence[Mapping[str, Any]], now_ms: float) -> None:
+        index = self._side_index.get(side)
+        if index is None:
+            raise ValueError(f"unknown side {side!r}; this comparator joins {', '.join(self.sides)}")
+        labels, devices, kinds, error_types = self._labels[index], self._devices, self._kinds, self._error_types
+        ids: list[str] = []
+        slots: list[Slot] = []
+        outcomes: list[int] = []
+        end_to_end: list[float] = []
+        processing: list[float] = []
+        rejected = 0
+        for record in records:
+            try:
+                sid, outcome = record["id"], _OUTCOME_CODES[record["outcome"]]
+                latency = record["published_ms"] - record["entered_ms"]
+                proc = record["proc_ms"] + 0.0
+                label, device, kind = record.get("label"), record.get("device"), record.get("kind")
+                if type(sid) is not str or not isinstance(latency, float | int):
+                    raise TypeError(sid)
+                if outcome == 0 and label is None:
+                    outcome = 1  # a "clustered" result without a label cannot be compared: unclustered
+                label_code = device_code = kind_code = error_code = _NO_CODE
+                if outcome == 0:
+                    label_code = labels.setdefault(label, len(labels))
+                if device is not None:
+                    device_code = devices.setdefault(device, len(devices))
+                if kind is not None:
+                    kind_code = kinds.setdefault(kind, len(kinds))
+                if outcome == ERROR:
+                    error_code = error_types.setdefault(record.get("err_type") or "unknown", len(error_types))
+            except (KeyError, TypeError, ValueError):
+                rejected += 1  # breaks the contract (no id, unknown outcome, non-numeric times)
+                continue
+            ids.append(sid)
+            slots.append((outcome, label_code, device_code, kind_code, error_code))
+            outcomes.append(outcome)
+            end_to_end.append(latency)
+            processing.append(proc)
+        self.counters["rejected"] += rejected
+        offered = self._join.offer(index, ids, slots, now_ms)
+        self.counters["duplicates"] += offered.duplicates
+        self.counters["late"] += offered.late
+        accepted = offered.accepted
+        if len(accepted) != len(ids):
+            outcomes = [outcomes[i] for i in accepted]
+            end_to_end = [end_to_end[i] for i in accepted]
+            processing = [processing[i] for i in accepted]
+        self._stats[index].record(outcomes, end_to_end, processing)
+        self._finish(offered.completed, expired=False)
+        if offered.evicted:
+            self.counters["evicted"] += len(offered.evicted)
+            self._finish(offered.evicted, expired=False)
+
+    def expire(self, now_ms: float) -> None:
+        self._finish(self._join.expire(now_ms), expired=True)
+
+    def _finish(self, entries: list[Entry], *, expired: bool) -> None:
+        """Feed the pairs of finished signals; an expired signal counts as missing on its absent sides."""
+        if not entries:
+            return
+        full = (1 << len(self.sides)) - 1
+        if expired:
+            for entry in entries:
+                absent = full & ~entry[MASK]
+                for index, stats in enumerate(self._stats):
+                    if absent >> index & 1:
+                        stats.missing += 1
+        self._feed(self._primary, entries, 1, full)
+        if self._noise is not None:
+            self._feed(self._noise, entries, 2, full)
+
+    @staticmethod
+    def _feed(stats: PairStats, entries: list[Entry], right: int, full: int) -> None:
+        both = 1 | 1 << right
+        chosen = entries if all(entry[MASK] == full for entry in entries) else [
+            entry for entry in entries if entry[MASK] & both == both]
+        stats.add([entry[SLOTS] for entry in chosen], [entry[SLOTS + right] for entry in chosen])
+
+    # --- report ---------------------------------------------------------------------------------
+
+    def report(self, produced: int | None = None, *, generated_at: str | None = None) -> dict[str, Any]:
+        legacy, candidate = self._stats[0], self._stats[1]
+        counts = {
+            "produced": produced,
+            "legacy_outputs": legacy.outputs,
+            "candidate_outputs": candidate.outputs,
+            "matched": self._primary.matched,
+            "missing_legacy": legacy.missing,
+            "missing_candidate": candidate.missing,
+            **self.counters,
+            "pending": len(self._join),
+        }
+        legacy_p99, candidate_p99 = legacy.end_to_end.percentile(99), candidate.end_to_end.percentile(99)
+        latency = {
+            "legacy": legacy.latency_section(),
+            "candidate": candidate.latency_section(),
+            "p99_ratio": _ratio(candidate_p99, legacy_p99),
+            "samples": {"legacy": legacy.sample.sample().tolist(), "candidate": candidate.sample.sample().tolist()},
+        }
+        errors = {"legacy": legacy.outcome_section(), "candidate": candidate.outcome_section(),
+                  **self._primary.errors_section(list(self._error_types))}
+        return build_report(counts=counts, agreement=self._agreement_section(), latency_ms=latency,
+                            errors=errors, noise_floor=self._noise_floor_section(legacy_p99),
+                            generated_at=generated_at)
+
+    def _agreement_section(self) -> dict[str, Any]:
+        table = self._primary.main_table()
+        legacy_names = [str(name) for name in self._labels[0]]
+        candidate_names = [str(name) for name in self._labels[1]]
+        device_names = [str(name) for name in self._devices]
+        window_table = self._primary.window.table()
+        device_count, device_tables = self._primary.device_tables(int(self.options["device_limit"]))
+        return {
+            **agreement.summary(table),
+            "legacy_clusters": int(np.unique(table.rows).size),
+            "candidate_clusters": int(np.unique(table.cols).size),
+            "window": {"size": self._primary.window.size, **agreement.summary(window_table)},
+            "truth": self._primary.truth_section(),
+            "per_device": {device_names[code]: agreement.summary(t) for code, t in device_tables},
+            "devices": device_count,
+            "cluster_map": agreement.cluster_map(
+                table, legacy_names, candidate_names,
+                min_share=float(self.options["min_share"]), limit=int(self.options["map_limit"])),
+        }
+
+    def _noise_floor_section(self, legacy_p99: float | None) -> dict[str, Any] | None:
+        if self._noise is None:
+            return None
+        replica = self._stats[2]
+        replica_p99 = replica.end_to_end.percentile(99)
+        spread = abs(replica_p99 - legacy_p99) if replica_p99 is not None and legacy_p99 is not None else None
+        return {
+            "matched": self._noise.matched,
+            "replica_outputs": replica.outputs,
+            "missing_replica": replica.missing,
+            **agreement.summary(self._noise.main_table()),
+            "replica": replica.outcome_section(),
+            "latency_ms": {"legacy_p99": legacy_p99, "replica_p99": replica_p99,
+                           "p99_spread": spread, "p99_ratio": _ratio(replica_p99, legacy_p99)},
+        }
+
+    # --- persistence ----------------------------------------------------------------------------
+
+    def to_bytes(self) -> bytes:
+        wire = {
+            "format": STATE_FORMAT,
+            "sides": list(self.sides),
+            "options": self.options,
+            "labels": [list(labels) for labels in self._labels],
+            "devices": list(self._devices),
+            "kinds": list(self._kinds),
+            "error_types": list(self._error_types),
+            "stats": [stats.to_wire() for stats in self._stats],
+            "counters": self.counters,
+            "join": self._join.to_wire(),
+            "primary": self._primary.to_wire(),
+            "noise": self._noise.to_wire() if self._noise is not None else None,
+        }
+        return bytes(msgpack.packb(wire, use_bin_type=True))
+
+    @classmethod
+    def from_bytes(cls, payload: bytes) -> ComparatorState:
+        try:
+            raw = msgpack.unpackb(payload, raw=False, strict_map_key=False)
+        except Exception as exc:  # msgpack raises several unrelated types on garbage
+            raise ValueError(f"not a saved comparator state: {type(exc).__name__}") from None
+        if not isinstance(raw, dict) or raw.get("format") != STATE_FORMAT:
+            raise ValueError(f"not a saved comparator state (expected format {STATE_FORMAT!r})")
+        state = cls(sides=raw["sides"], **raw["options"])
+        state._labels = [{name: code for code, name in enumerate(names)} for names in raw["labels"]]
+        state._devices = {name: code for code, name in enumerate(raw["devices"])}
+        state._kinds = {name: code for code, name in enumerate(raw["kinds"])}
+        state._error_types = {name: code for code, name in enumerate(raw["error_types"])}
+        state._stats = [SideStats.from_wire(stats) for stats in raw["stats"]]
+        state.counters = {key: int(value) for key, value in raw["counters"].items()}
+        state._join.restore(raw["join"])
+        state._primary = PairStats.from_wire(raw["primary"])
+        state._noise = PairStats.from_wire(raw["noise"]) if raw["noise"] is not None else None
+        return state
+
+
+def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if numerator is None or denominator is None or denominator <= 0:
+        return None
+    return numerator / denominator

@@ -1,0 +1,1 @@
+"""The worker runtime: hosts a clustering algorithm on a transport."""

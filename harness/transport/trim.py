@@ -1,0 +1,49 @@
+"""Safe trimming of a stream: never drop an entry that some consumer group has not read and acked.
+
+The safe point is the oldest entry that any group still needs: its oldest pending entry, or the
+entry after its last-delivered id. Everything strictly older was delivered to and acked by every
+group, so `XTRIM MINID` at that point loses nothing. With no group at all, nothing is trimmed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+
+
+def _parse(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def safe_trim_point(client: redis.Redis, stream: str, min_groups: int = 1) -> str | None:
+    """The MINID below which every group is done, or None when nothing may be trimmed."""
+    try:
+        groups = client.xinfo_groups(stream)
+    except redis.ResponseError:
+        return None  # no such stream
+    if len(groups) < min_groups or not groups:
+        return None
+    needed: list[tuple[int, int]] = []
+    for group in groups:
+        name = _text(group["name"])
+        ms, seq = _parse(_text(group["last-delivered-id"]))
+        needed.append((ms, seq + 1))
+        if int(group["pending"]) > 0:
+            summary = client.xpending(stream, name)
+            needed.append(_parse(_text(summary["min"])))
+    ms, seq = min(needed)
+    return f"{ms}-{seq}"
+
+
+def trim_stream(client: redis.Redis, stream: str, min_groups: int = 1) -> int:
+    """Trim what every consumer group has finished with; returns the number of entries removed."""
+    point = safe_trim_point(client, stream, min_groups)
+    if point is None:
+        return 0
+    return int(client.execute_command("XTRIM", stream, "MINID", point))
