@@ -83,7 +83,7 @@ class SignalClustered:
 
 def encode_signal(signal: SignalReceived) -> bytes:
     """msgpack, with the samples as raw little-endian float32 bytes."""
-    return msgpack.packb(
+    return bytes(msgpack.packb(
         {
             "v": SCHEMA_VERSION,
             "id": signal.signal_id,
@@ -93,7 +93,7 @@ def encode_signal(signal: SignalReceived) -> bytes:
             "samples": signal.samples.astype("<f4", copy=False).tobytes(),
         },
         use_bin_type=True,
-    )
+    ))
 
 
 def signal_to_json(signal: SignalReceived) -> str:
@@ -227,7 +227,7 @@ def encode_clustered(result: SignalClustered) -> bytes:
     wire: dict[str, Any] = {"v": SCHEMA_VERSION}
     for wire_key, attr in _CLUSTERED_KEYS:
         wire[wire_key] = getattr(result, attr)
-    return msgpack.packb(wire, use_bin_type=True)
+    return bytes(msgpack.packb(wire, use_bin_type=True))
 
 
 def clustered_to_dict(result: SignalClustered) -> dict[str, Any]:

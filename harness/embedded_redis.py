@@ -62,7 +62,10 @@ class EmbeddedRedis:
             "--loglevel", "warning",
             "--logfile", str(self.folder / "redis.log"),
         ]
-        self._process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        from harness.supervisor import die_with_parent
+
+        self._process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                         preexec_fn=die_with_parent)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self._process.poll() is not None:

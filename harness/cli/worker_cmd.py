@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import click
@@ -9,6 +10,7 @@ import redis
 
 from harness.cli import options
 from harness.clustering import WorkerContext
+from harness.runtime.control import WorkerControl
 from harness.runtime.loader import BUILTIN_WORKERS, load_algorithm
 from harness.runtime.logs import configure_logging
 from harness.runtime.sentry import init_sentry
@@ -48,12 +50,14 @@ from harness.transport.streams import StreamTransport, wait_for_redis
               help="Where a new consumer group starts: 0 (all retained input) or $ (only new input).")
 @click.option("--exit-when-idle", envvar="HARNESS_EXIT_WHEN_IDLE", show_envvar=True, default=None,
               type=click.FloatRange(0), help="Exit after this many seconds without input (drains, benchmarks).")
+@click.option("--init-primary", envvar="HARNESS_INIT_PRIMARY", show_envvar=True, is_flag=True, default=False,
+              help="On a first deployment (no roles yet), make this worker primary: it feeds production.")
 @options.log_level
 @options.log_format
 def worker_command(
     spec: str, name: str | None, redis_url: str, input_stream: str, transport_kind: str, channel: str,
     batch_size: int, block_ms: int, max_deliveries: int, max_samples: int, start_from: str,
-    exit_when_idle: float | None, log_level: str, log_format: str,
+    exit_when_idle: float | None, init_primary: bool, log_level: str, log_format: str,
 ) -> None:
     """Run one worker. SPEC is legacy, candidate or MODULE:FACTORY.
 
@@ -79,7 +83,10 @@ def worker_command(
         worker_name=worker_name, batch_size=batch_size, block_ms=block_ms, max_deliveries=max_deliveries,
         max_samples=max_samples, exit_when_idle_s=exit_when_idle,
     )
-    runtime = WorkerRuntime(connect(), algorithm, settings, reconnect=connect)
+    control = WorkerControl(client, worker_name, algorithm.model_version)
+    if init_primary and control.claim_primary_if_unset():
+        logging.getLogger("harness.worker").info("no roles yet: this worker is primary", extra={"epoch": 1})
+    runtime = WorkerRuntime(connect(), algorithm, settings, reconnect=connect, control=control)
     runtime.install_signal_handlers()
     runtime.run()
 

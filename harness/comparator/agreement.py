@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from math import log
 from typing import Any
 
@@ -120,6 +121,7 @@ class Table:
     def n(self) -> int:
         return int(self.counts.sum())
 
+    @cached_property
     def margins(self) -> tuple[Ints, Ints, Ints, Ints]:
         """(row codes, row sums, column codes, column sums), non-empty ones only, sorted by code."""
         row_codes, row_inverse = np.unique(self.rows, return_inverse=True)
@@ -134,7 +136,7 @@ def ari(table: Table) -> float | None:
     n = table.n
     if n == 0:
         return None
-    _, row_sums, _, col_sums = table.margins()
+    _, row_sums, _, col_sums = table.margins
     # Python ints from here on, as sklearn does, so the products cannot overflow
     sum_squares = int(np.dot(table.counts, table.counts))
     tp = sum_squares - n
@@ -157,7 +159,7 @@ def nmi(table: Table) -> float | None:
     """sklearn's normalized_mutual_info_score (arithmetic); None when there are no pairs."""
     if table.n == 0:
         return None
-    row_codes, row_sums_int, col_codes, col_sums_int = table.margins()
+    row_codes, row_sums_int, col_codes, col_sums_int = table.margins
     if row_sums_int.size == col_sums_int.size == 1:
         return 1.0
     if row_sums_int.size == 1 or col_sums_int.size == 1:

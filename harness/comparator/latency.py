@@ -74,6 +74,11 @@ class LatencyHistogram:
         below, above = math.floor(rank), math.ceil(rank)
         buckets = np.searchsorted(cumulative, [below + 1, above + 1])
         low_value, high_value = self._value_us(int(buckets[0])), self._value_us(int(buckets[1]))
+        # the smallest and largest values are known exactly; use them rather than their buckets
+        if below == 0:
+            low_value = self._min_us
+        if above == self.count - 1:
+            high_value = self._max_us
         value = low_value + (high_value - low_value) * (rank - below)
         return min(max(value, self._min_us), self._max_us) / 1000.0
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 import redis
 
 from harness.contracts import SignalReceived, encode_signal
-from harness.transport.keys import PAYLOAD_FIELD
+from harness.transport.keys import PAYLOAD_FIELD, PRODUCED_KEY
 from harness.transport.trim import trim_stream
 
 TRIM_EVERY = 10_000  # entries between two safe trims when trimming is on
@@ -39,6 +39,7 @@ def publish_signals(
             pipe.xadd(stream, {PAYLOAD_FIELD: payload})
         queued += 1
         if queued >= flush_at:
+            pipe.incrby(PRODUCED_KEY, queued)
             pipe.execute()
             sent += queued
             queued = 0
@@ -51,6 +52,7 @@ def publish_signals(
                 if ahead > 0:
                     time.sleep(ahead)
     if queued:
+        pipe.incrby(PRODUCED_KEY, queued)
         pipe.execute()
         sent += queued
         if on_progress:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import signal
@@ -21,6 +22,7 @@ from harness.contracts import (
     encode_clustered,
     peek_signal_id,
 )
+from harness.runtime.control import WorkerControl
 from harness.runtime.sentry import capture
 from harness.transport.base import CommitBatch, DeadLetter, Delivery, Transport
 
@@ -68,8 +70,10 @@ class WorkerRuntime:
         algorithm: ClusteringAlgorithm,
         settings: RuntimeSettings,
         reconnect: Callable[[], Transport] | None = None,
+        control: WorkerControl | None = None,
     ) -> None:
         self._transport = transport
+        self._control = control
         self._algorithm = algorithm
         self._settings = settings
         self._reconnect = reconnect
@@ -93,6 +97,8 @@ class WorkerRuntime:
                                           "model_version": self._algorithm.model_version})
         while not self._stopping:
             try:
+                if self._drain_requested():
+                    break
                 deliveries = self._transport.read(self._settings.batch_size, self._settings.block_ms)
                 backoff = 0.1
             except (redis.ConnectionError, redis.TimeoutError) as exc:
@@ -110,8 +116,24 @@ class WorkerRuntime:
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 # The batch was not acked, so it is read again from the pending list.
                 backoff = self._recover_connection(exc, backoff)
+        self._beat("stopped", force=True)
         log.info("worker stopped", extra={"worker": self._settings.worker_name, **vars(self.stats)})
         return self.stats
+
+    def _drain_requested(self) -> bool:
+        if self._control is None:
+            return False
+        self._control.beat()
+        if self._control.drain_requested():
+            log.info("drain requested: the batch in hand was acked, exiting",
+                     extra={"worker": self._settings.worker_name})
+            return True
+        return False
+
+    def _beat(self, state: str, force: bool = False) -> None:
+        if self._control is not None:
+            with contextlib.suppress(redis.RedisError):  # informative only: never fail a shutdown over it
+                self._control.beat(state, force=force)
 
     def _recover_connection(self, exc: Exception, backoff: float) -> float:
         self.stats.reconnects += 1

@@ -26,3 +26,14 @@ ROLES_KEY = "harness:roles"  # hash: primary, epoch (the fencing token), waterma
 PRODUCTION_STREAM = "harness:production"  # what downstream consumers read: the primary's results
 PRODUCTION_CHANNEL = "harness:production:live"  # the same results, for pub/sub consumers
 AUDIT_STREAM = "harness:audit"
+PRODUCED_KEY = "harness:stats:produced"  # signals sent by `harness produce`, for the report's counts
+CUTOVER_KEY = "harness:cutover"  # hash: progress of the running or last cutover, for idempotent re-runs
+
+
+def control_key(worker: str) -> str:
+    """'drain' here tells the worker to finish its batch, ack it and exit (set by the cutover)."""
+    return f"harness:control:{worker}"
+
+
+def heartbeat_key(worker: str) -> str:
+    return f"harness:workers:{worker}"

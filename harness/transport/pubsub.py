@@ -30,7 +30,7 @@ class PubSubTransport(Transport):
 
     def _measure_offset(self) -> float:
         seconds, micros = self._client.time()
-        return seconds * 1000.0 + micros / 1000.0 - time.time() * 1000.0
+        return float(seconds * 1000.0 + micros / 1000.0 - time.time() * 1000.0)
 
     def read(self, count: int, block_ms: int) -> list[Delivery]:
         deliveries: list[Delivery] = []

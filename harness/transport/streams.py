@@ -138,7 +138,7 @@ class StreamTransport(Transport):
 
     def server_time_ms(self) -> float:
         seconds, micros = self._client.time()
-        return seconds * 1000.0 + micros / 1000.0
+        return float(seconds * 1000.0 + micros / 1000.0)
 
     def reset(self) -> None:
         self._pending_cursor = "0"

@@ -97,4 +97,3 @@ class LegacyClusterer:
         state.clusters.append(StoredCluster(label, anomaly.tolist(), 1))
         self._store.save(device, state)
         return Assignment.clustered(label, True)
-

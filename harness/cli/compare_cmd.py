@@ -1,0 +1,145 @@
+"""`harness comparator`, `harness report`, `harness export` and `harness tap`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import redis
+
+from harness.cli import options
+from harness.comparator.service import (
+    DEFAULT_GROUP,
+    STATE_KEY,
+    ComparatorService,
+    ComparatorSettings,
+    Feed,
+    default_feeds,
+    load_state,
+    produced_count,
+)
+from harness.comparator.tap import TapMapping
+from harness.runtime.logs import configure_logging
+
+legacy_worker = options.option(
+    "--legacy", "legacy_name", envvar="HARNESS_LEGACY_WORKER", default="legacy",
+    help="Name of the legacy worker (its results stream is harness:results:NAME).",
+)
+candidate_worker = options.option(
+    "--candidate", "candidate_name", envvar="HARNESS_CANDIDATE_WORKER", default="candidate",
+    help="Name of the candidate worker.",
+)
+replica_worker = options.option(
+    "--replica", "replica_name", envvar="HARNESS_REPLICA_WORKER", default=None,
+    help="Name of a second legacy instance (A/A run): its agreement with legacy is the noise floor.",
+)
+
+
+@click.command("comparator")
+@options.redis_url
+@legacy_worker
+@candidate_worker
+@replica_worker
+@options.option("--timeout", "timeout_s", envvar="HARNESS_JOIN_TIMEOUT", default=30.0, type=click.FloatRange(0.001),
+                help="Seconds to wait for a signal's partner before it counts as missing on that side.")
+@options.option("--max-pending", envvar="HARNESS_MAX_PENDING", default=200_000, type=click.IntRange(1),
+                help="Bound on signals waiting for their partner; the oldest are evicted (and counted).")
+@options.option("--window", envvar="HARNESS_WINDOW", default=1_000, type=click.IntRange(1),
+                help="Pairs in the sliding recent-agreement window.")
+@options.option("--group", envvar="HARNESS_COMPARATOR_GROUP", default=DEFAULT_GROUP,
+                help="The comparator's consumer group on each results stream.")
+@options.option("--checkpoint", "checkpoint_s", envvar="HARNESS_CHECKPOINT_S", default=1.0,
+                type=click.FloatRange(0.01), help="Seconds between two state checkpoints (with acks).")
+@options.option("--tap-legacy-stream", envvar="HARNESS_TAP_LEGACY_STREAM", default=None,
+                help="Read legacy's side from this existing stream of JSON messages (field 'data') instead.")
+@options.option("--tap-mapping", envvar="HARNESS_TAP_MAPPING", default="id=id,label=cluster",
+                help="Where the tapped JSON keeps the id and label: 'id=PATH,label=PATH[,device=PATH]'.")
+@options.option("--exit-when-idle", envvar="HARNESS_EXIT_WHEN_IDLE", default=None, type=click.FloatRange(0),
+                help="Exit after this many seconds without results (drains, benchmarks).")
+@options.log_level
+@options.log_format
+def comparator_command(
+    redis_url: str, legacy_name: str, candidate_name: str, replica_name: str | None, timeout_s: float,
+    max_pending: int, window: int, group: str, checkpoint_s: float, tap_legacy_stream: str | None,
+    tap_mapping: str, exit_when_idle: float | None, log_level: str, log_format: str,
+) -> None:
+    """Join legacy's and the candidate's results by signal id and keep the comparison in Redis."""
+    configure_logging(log_level, json_lines=log_format == "json")
+    feeds = default_feeds(legacy_name, candidate_name, replica_name)
+    if tap_legacy_stream:
+        feeds[0] = Feed("legacy", tap_legacy_stream, TapMapping.parse(tap_mapping))
+    settings = ComparatorSettings(
+        feeds=feeds, group=group, timeout_ms=timeout_s * 1000.0, max_pending=max_pending, window=window,
+        checkpoint_s=checkpoint_s, exit_when_idle_s=exit_when_idle,
+    )
+    service = ComparatorService(redis.Redis.from_url(redis_url), settings)
+    import signal
+
+    signal.signal(signal.SIGTERM, service.request_stop)
+    signal.signal(signal.SIGINT, service.request_stop)
+    service.run()
+
+
+@click.command("report")
+@options.redis_url
+@options.option("--format", "output_format", envvar="HARNESS_REPORT_FORMAT", default="table",
+                type=click.Choice(["table", "json", "markdown"]), help="Terminal table, harness.report/1 JSON, "
+                "or Markdown for a CI comment.")
+@options.option("--output", envvar="HARNESS_REPORT_OUTPUT", default=None,
+                type=click.Path(dir_okay=False, path_type=Path), help="Write to this file instead of stdout.")
+def report_command(redis_url: str, output_format: str, output: Path | None) -> None:
+    """Print the comparison kept in Redis by `harness comparator`."""
+    client = redis.Redis.from_url(redis_url)
+    if not client.exists(STATE_KEY):
+        raise click.ClickException(f"no comparison in {redis_url}: run `harness comparator` first")
+    report = load_state(client, ComparatorSettings(feeds=default_feeds())).report(produced_count(client))
+    emit_report(report, output_format, output)
+
+
+def emit_report(report: dict[str, object], output_format: str, output: Path | None) -> None:
+    from harness.report.render import render_markdown, render_terminal
+
+    if output_format == "json":
+        text = json.dumps(report, indent=2)
+    elif output_format == "markdown":
+        text = render_markdown(report)
+    else:
+        from rich.console import Console
+
+        render_terminal(report, Console(file=output.open("w") if output else None))
+        return
+    if output:
+        output.write_text(text + "\n")
+    else:
+        click.echo(text)
+
+
+@click.command("export")
+@options.redis_url
+@legacy_worker
+@candidate_worker
+@options.option("--pairs", "pairs_path", envvar="HARNESS_EXPORT_PAIRS", required=True,
+                type=click.Path(dir_okay=False, path_type=Path), help="Output file: .parquet or .csv.")
+def export_command(redis_url: str, legacy_name: str, candidate_name: str, pairs_path: Path) -> None:
+    """Write every matched pair (both labels, outcomes and latencies) to Parquet or CSV."""
+    from harness.comparator.export import export_pairs
+
+    count = export_pairs(redis.Redis.from_url(redis_url), legacy_name, candidate_name, pairs_path)
+    click.echo(f"wrote {count} matched pairs to {pairs_path}")
+
+
+@click.command("tap")
+@options.redis_url
+@options.option("--channel", "tap_channel", envvar="HARNESS_TAP_CHANNEL", required=True,
+                help="The production output channel to copy from (pub/sub: lossy while this runs not).")
+@options.option("--to-stream", envvar="HARNESS_TAP_STREAM", default="harness:tap:legacy",
+                help="Stream that receives a copy of every message, for `comparator --tap-legacy-stream`.")
+def tap_command(redis_url: str, tap_channel: str, to_stream: str) -> None:
+    """Copy an existing production output channel into a stream the comparator can read."""
+    from harness.comparator.tap import bridge_channel
+
+    bridge_channel(redis.Redis.from_url(redis_url), tap_channel, to_stream)
+
+
+COMMANDS = [comparator_command, report_command, export_command, tap_command]

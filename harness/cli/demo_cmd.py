@@ -1,0 +1,93 @@
+"""`harness demo`: the whole shadow deployment on a private Redis, with live progress."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import redis
+
+from harness.cli import options
+
+
+def _parse_env(pairs: tuple[str, ...]) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--candidate-env")
+        env[key] = value
+    return env
+
+
+@click.command("demo")
+@options.option("--redis-url", envvar="HARNESS_DEMO_REDIS_URL", default=None,
+                help="Use this Redis (its state stays there for `report`/`export`); default: a private "
+                     "redis-server on a unix socket, removed at the end.")
+@options.option("--signals", envvar="HARNESS_DEMO_SIGNALS", default=5000, type=click.IntRange(1),
+                help="Synthetic signals to send.")
+@options.option("--rate", envvar="HARNESS_DEMO_RATE", default=None, type=click.FloatRange(0.001),
+                help="Signals per second; default: as fast as possible.")
+@options.option("--seed", envvar="HARNESS_SEED", default=0, type=int, help="Random seed of the signals.")
+@options.option("--candidate-env", envvar="HARNESS_DEMO_CANDIDATE_ENV", multiple=True, default=(),
+                help="KEY=VALUE for the candidate's environment (repeatable), e.g. "
+                     "HARNESS_CANDIDATE_CENTROID=mean.")
+@options.option("--aa/--no-aa", envvar="HARNESS_DEMO_AA", default=False,
+                help="Also run a second legacy instance, to measure the noise floor (A/A).")
+@options.option("--report-json", envvar="HARNESS_DEMO_REPORT_JSON", default=None,
+                type=click.Path(dir_okay=False, path_type=Path), help="Also write the JSON report here.")
+@options.option("--reset/--no-reset", envvar="HARNESS_DEMO_RESET", default=False,
+                help="With --redis-url: delete existing harness:* keys first.")
+def demo_command(redis_url: str | None, signals: int, rate: float | None, seed: int, candidate_env: tuple[str, ...],
+                 aa: bool, report_json: Path | None, reset: bool) -> None:
+    """Run producer, legacy, candidate and comparator as processes, then print the report."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from harness.demo import DemoError, DemoPlan, ensure_clean, run_demo
+    from harness.embedded_redis import EmbeddedRedis
+    from harness.report.render import render_terminal
+
+    console = Console(stderr=True)
+    server = EmbeddedRedis() if redis_url is None else None
+    try:
+        if server is not None:
+            server.start()
+            url = server.url
+            console.print(f"[dim]private redis-server on {server.socket}[/dim]")
+        else:
+            url = redis_url or ""
+            ensure_clean(redis.Redis.from_url(url), reset)
+        plan = DemoPlan(url, signals, rate, seed, _parse_env(candidate_env), aa)
+        console.print(f"[dim]worker logs in {plan.log_dir}[/dim]")
+        columns = (TextColumn("{task.description:<9}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[note]}"), TimeElapsedColumn())
+        with Progress(*columns, console=console, transient=False) as bar:
+            produced = bar.add_task("produced", total=signals, note="")
+            matched = bar.add_task("matched", total=signals, note="")
+
+            def show(progress: object) -> None:
+                from harness.demo import Progress as DemoProgress
+
+                assert isinstance(progress, DemoProgress)
+                ari = "—" if progress.ari is None else f"{progress.ari:.4f}"
+                bar.update(produced, completed=progress.produced)
+                bar.update(matched, completed=progress.matched, note=f"ARI {ari}  missing {progress.missing}")
+
+            try:
+                report = run_demo(plan, on_progress=show)
+            except DemoError as exc:
+                raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        raise click.ClickException("interrupted: every demo process was stopped") from None
+    finally:
+        if server is not None:
+            server.stop()
+    render_terminal(report, Console())
+    if report_json:
+        report_json.write_text(json.dumps(report, indent=2) + "\n")
+        console.print(f"report written to {report_json}")
+
+
+COMMANDS = [demo_command]

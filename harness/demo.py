@@ -1,0 +1,111 @@
+"""The one-command demo: producer, legacy, candidate and comparator as processes on one Redis."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from harness.comparator.service import STATE_KEY, SUMMARY_KEY, ComparatorSettings, default_feeds, load_state
+from harness.supervisor import Supervisor
+from harness.transport import keys
+
+
+class DemoError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    redis_url: str
+    signals: int
+    rate: float | None
+    seed: int
+    candidate_env: dict[str, str] = field(default_factory=dict)
+    aa: bool = False
+    join_timeout_s: float = 10.0
+    log_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="harness-demo-logs-")))
+
+
+@dataclass
+class Progress:
+    produced: int = 0
+    matched: int = 0
+    missing: int = 0
+    ari: float | None = None
+
+
+def ensure_clean(client: redis.Redis, reset: bool) -> None:
+    existing = [k.decode() for k in client.scan_iter(match="harness:*", count=1000)]
+    if existing and not reset:
+        raise DemoError(f"{len(existing)} harness:* keys already exist in this Redis; pass --reset to clear them")
+    for chunk_start in range(0, len(existing), 500):
+        client.delete(*existing[chunk_start:chunk_start + 500])
+
+
+def read_progress(client: redis.Redis) -> Progress:
+    produced = int(client.get(keys.PRODUCED_KEY) or 0)
+    summary = client.hgetall(SUMMARY_KEY)
+    if not summary:
+        return Progress(produced)
+    counts = json.loads(summary[b"counts"])
+    ari = json.loads(summary[b"ari"])
+    return Progress(produced, int(counts["matched"]),
+                    int(counts["missing_legacy"]) + int(counts["missing_candidate"]), ari)
+
+
+def run_demo(plan: DemoPlan, on_progress: Callable[[Progress], None] | None = None,
+             extra_steps: Sequence[Callable[[Supervisor, redis.Redis], None]] = ()) -> dict[str, Any]:
+    """Run the whole shadow deployment once and return its harness.report/1 report."""
+    client = redis.Redis.from_url(plan.redis_url)
+    supervisor = Supervisor(plan.log_dir)
+    common = ["--redis-url", plan.redis_url]
+    worker_flags = [*common, "--block-ms", "200"]
+    try:
+        supervisor.spawn("legacy", ["worker", "legacy", *worker_flags])
+        supervisor.spawn("candidate", ["worker", "candidate", *worker_flags], env=plan.candidate_env)
+        comparator_args = ["comparator", *common, "--timeout", str(plan.join_timeout_s), "--checkpoint", "0.3"]
+        if plan.aa:
+            supervisor.spawn("legacy-replica", ["worker", "legacy", "--name", "legacy-replica", *worker_flags])
+            comparator_args += ["--replica", "legacy-replica"]
+        supervisor.spawn("comparator", comparator_args)
+        produce_args = ["produce", *common, "--count", str(plan.signals), "--seed", str(plan.seed)]
+        if plan.rate:
+            produce_args += ["--rate", str(plan.rate)]
+        supervisor.spawn("producer", produce_args)
+        _wait_until_compared(plan, client, supervisor, on_progress)
+        for step in extra_steps:
+            step(supervisor, client)
+    finally:
+        supervisor.stop_all()
+    if not client.exists(STATE_KEY):
+        raise DemoError(f"the comparator saved no state; see its log in {plan.log_dir}")
+    settings = ComparatorSettings(feeds=default_feeds(replica="legacy-replica" if plan.aa else None))
+    return load_state(client, settings).report(int(client.get(keys.PRODUCED_KEY) or 0))
+
+
+def _wait_until_compared(plan: DemoPlan, client: redis.Redis, supervisor: Supervisor,
+                         on_progress: Callable[[Progress], None] | None) -> None:
+    # Generous: the slowest worker at a few hundred signals/s, plus the join timeout.
+    budget_s = 120.0 + plan.signals / 200.0 + (plan.signals / plan.rate if plan.rate else 0.0)
+    deadline = time.monotonic() + budget_s
+    while True:
+        failed = supervisor.failed()
+        if failed:
+            name, code = next(iter(failed.items()))
+            raise DemoError(f"{name} exited with code {code}: {supervisor.tail(name, 3)} (logs: {plan.log_dir})")
+        progress = read_progress(client)
+        if on_progress:
+            on_progress(progress)
+        producer_done = supervisor.children["producer"].poll() == 0
+        if producer_done and progress.produced and progress.matched + progress.missing >= progress.produced:
+            return
+        if time.monotonic() > deadline:
+            raise DemoError(f"not all signals were compared within {budget_s:.0f}s; logs: {plan.log_dir}")
+        time.sleep(0.2)

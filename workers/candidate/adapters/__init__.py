@@ -1,0 +1,1 @@
+"""Adapters: repositories (memory, Redis), the collecting publisher, label generators, the runtime face."""

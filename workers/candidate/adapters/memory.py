@@ -1,0 +1,34 @@
+"""In-memory repository: for unit tests, the no-Redis backtest, and as the Redis repository's cache."""
+
+from __future__ import annotations
+
+from workers.candidate.domain.model import Cluster, ClusterSet, Vector
+from workers.candidate.ports import ClusterRepository
+
+
+class InMemoryClusterRepository(ClusterRepository):
+    def __init__(self) -> None:
+        self._clusters: dict[str, ClusterSet] = {}
+        self._references: dict[str, Vector] = {}
+
+    def get_clusters(self, device_id: str) -> ClusterSet:
+        clusters = self._clusters.get(device_id)
+        if clusters is None:
+            clusters = self._clusters[device_id] = ClusterSet(device_id)
+        return clusters
+
+    def save_cluster(self, cluster: Cluster) -> None:
+        self._clusters[cluster.device_id] = self.get_clusters(cluster.device_id).with_cluster(cluster)
+
+    def get_reference(self, device_id: str) -> Vector | None:
+        return self._references.get(device_id)
+
+    def set_reference(self, device_id: str, reference: Vector) -> None:
+        self._references[device_id] = reference
+
+    def commit(self) -> None:
+        pass
+
+    def forget(self) -> None:
+        self._clusters.clear()
+        self._references.clear()

@@ -1,0 +1,1 @@
+"""The candidate's domain: pure numpy and stdlib, never infrastructure."""

@@ -1,0 +1,61 @@
+"""The ports of the candidate's use case: small abstract classes the adapters implement."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping, Sequence
+
+from workers.candidate.domain.model import (
+    Allocation,
+    Cluster,
+    ClusterSet,
+    PreparedBatch,
+    PreparedSignal,
+    SignalClustered,
+    SignalReceived,
+    Vector,
+)
+
+
+class ClusterRepository(abc.ABC):
+    """Per-device state: the clusters and the reference (smoothed vector of the last normal signal)."""
+
+    @abc.abstractmethod
+    def get_clusters(self, device_id: str) -> ClusterSet: ...
+
+    @abc.abstractmethod
+    def save_cluster(self, cluster: Cluster) -> None: ...
+
+    @abc.abstractmethod
+    def get_reference(self, device_id: str) -> Vector | None: ...
+
+    @abc.abstractmethod
+    def set_reference(self, device_id: str, reference: Vector) -> None: ...
+
+    @abc.abstractmethod
+    def commit(self) -> None:
+        """Make the batch's changes durable (a no-op for memory); on failure, forget unsaved state."""
+
+
+class SignalClustering(abc.ABC):
+    """The algorithm: `prepare` a whole batch at once, then `allocate` each signal in stream order."""
+
+    @abc.abstractmethod
+    def prepare(
+        self, signals: Sequence[SignalReceived], references: Mapping[str, Vector | None]
+    ) -> PreparedBatch:
+        """Screens the batch against each device's reference (given for every device in it)."""
+
+    @abc.abstractmethod
+    def allocate(self, signal: PreparedSignal, past: ClusterSet) -> Allocation: ...
+
+
+class SignalClusteredPublisher(abc.ABC):
+    @abc.abstractmethod
+    def publish(self, event: SignalClustered) -> None: ...
+
+
+class ClusterIdGenerator(abc.ABC):
+    @abc.abstractmethod
+    def next_label(self, device_id: str, number: int) -> str:
+        """The label of the device's `number`-th cluster (1-based), stable across restarts."""
