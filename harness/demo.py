@@ -12,7 +12,7 @@ from typing import Any
 
 import redis
 
-from harness.comparator.service import STATE_KEY, SUMMARY_KEY, ComparatorSettings, default_feeds, load_state
+from harness.comparator.service import SUMMARY_KEY, live_report
 from harness.supervisor import Supervisor
 from harness.transport import keys
 
@@ -84,10 +84,10 @@ def run_demo(plan: DemoPlan, on_progress: Callable[[Progress], None] | None = No
             step(supervisor, client)
     finally:
         supervisor.stop_all()
-    if not client.exists(STATE_KEY):
+    report = live_report(client, replica="legacy-replica" if plan.aa else None)
+    if report is None:
         raise DemoError(f"the comparator saved no state; see its log in {plan.log_dir}")
-    settings = ComparatorSettings(feeds=default_feeds(replica="legacy-replica" if plan.aa else None))
-    return load_state(client, settings).report(int(client.get(keys.PRODUCED_KEY) or 0))
+    return report
 
 
 def _wait_until_compared(plan: DemoPlan, client: redis.Redis, supervisor: Supervisor,

@@ -11,13 +11,11 @@ import redis
 from harness.cli import options
 from harness.comparator.service import (
     DEFAULT_GROUP,
-    STATE_KEY,
     ComparatorService,
     ComparatorSettings,
     Feed,
     default_feeds,
-    load_state,
-    produced_count,
+    live_report,
 )
 from harness.comparator.tap import TapMapping
 from harness.runtime.logs import configure_logging
@@ -90,10 +88,9 @@ def comparator_command(
                 type=click.Path(dir_okay=False, path_type=Path), help="Write to this file instead of stdout.")
 def report_command(redis_url: str, output_format: str, output: Path | None) -> None:
     """Print the comparison kept in Redis by `harness comparator`."""
-    client = redis.Redis.from_url(redis_url)
-    if not client.exists(STATE_KEY):
+    report = live_report(redis.Redis.from_url(redis_url))
+    if report is None:
         raise click.ClickException(f"no comparison in {redis_url}: run `harness comparator` first")
-    report = load_state(client, ComparatorSettings(feeds=default_feeds())).report(produced_count(client))
     emit_report(report, output_format, output)
 
 

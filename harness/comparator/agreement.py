@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from scipy.optimize import linear_sum_assignment
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
 Ints = npt.NDArray[np.int64]
 
@@ -183,7 +185,7 @@ def nmi(table: Table) -> float | None:
     return float(mi / np.mean([_entropy(row_sums), _entropy(col_sums)]))
 
 
-MAX_DENSE_CELLS = 25_000_000  # beyond this (e.g. 5,000 × 5,000 clusters) the Hungarian step is skipped
+DENSE_CELLS = 250_000  # up to about 500 × 500 clusters a dense Hungarian is fastest; beyond, the sparse one
 
 
 def matched_accuracy(table: Table) -> float | None:
@@ -193,12 +195,32 @@ def matched_accuracy(table: Table) -> float | None:
         return None
     row_codes, row_at = np.unique(table.rows, return_inverse=True)
     col_codes, col_at = np.unique(table.cols, return_inverse=True)
-    if row_codes.size * col_codes.size > MAX_DENSE_CELLS:
-        return None
-    dense = np.zeros((row_codes.size, col_codes.size), dtype=np.int64)
-    dense[row_at, col_at] = table.counts
-    chosen_rows, chosen_cols = linear_sum_assignment(dense, maximize=True)
-    return float(dense[chosen_rows, chosen_cols].sum()) / n
+    if row_codes.size * col_codes.size <= DENSE_CELLS:
+        dense = np.zeros((row_codes.size, col_codes.size), dtype=np.int64)
+        dense[row_at, col_at] = table.counts
+        chosen_rows, chosen_cols = linear_sum_assignment(dense, maximize=True)
+        return float(dense[chosen_rows, chosen_cols].sum()) / n
+    return _sparse_best_matching(row_at, col_at, table.counts, row_codes.size, col_codes.size) / n
+
+
+def _sparse_best_matching(rows: Ints, cols: Ints, counts: Ints, n_rows: int, n_cols: int) -> int:
+    """Maximum-weight matching over the non-empty cells only.
+
+    Each row also gets a private dummy column standing for "matched to nothing" (worth 0 pairs), so a
+    full matching of the rows always exists; weights `top - count` turn maximising into minimising.
+    """
+    top = int(counts.max()) + 1
+    graph = csr_matrix(
+        (np.concatenate([(top - counts).astype(np.float64), np.full(n_rows, float(top))]),
+         (np.concatenate([rows, np.arange(n_rows)]), np.concatenate([cols, n_cols + np.arange(n_rows)]))),
+        shape=(n_rows, n_cols + n_rows),
+    )
+    matched_rows, matched_cols = min_weight_full_bipartite_matching(graph)
+    real = matched_cols < n_cols
+    keys = rows.astype(np.int64) * n_cols + cols
+    order = np.argsort(keys)
+    wanted = matched_rows[real].astype(np.int64) * n_cols + matched_cols[real]
+    return int(counts[order[np.searchsorted(keys[order], wanted)]].sum())
 
 
 def summary(table: Table) -> dict[str, float | int | None]:

@@ -59,16 +59,20 @@ class JoinBuffer:
         for position, sid in enumerate(ids):
             entry = pending.get(sid)
             if entry is not None:
-                if entry[MASK] & bit:
+                mask = entry[MASK]
+                if mask & bit:
                     out.duplicates += 1
                     continue
                 entry[slot_at] = slots[position]
-                entry[MASK] |= bit
+                entry[MASK] = mask = mask | bit
                 accepted.append(position)
-                if entry[MASK] == full:
+                if mask == full:
                     del pending[sid]
-                    self._remember(sid, full)
                     completed.append(entry)
+                    # _remember, inlined: this is the path every matched signal takes
+                    self._finished[sid] = full
+                    if len(self._finished) >= self.max_pending:
+                        self._finished_before, self._finished = self._finished, {}
                 continue
             seen = self._finished.get(sid)
             if seen is None:
@@ -107,8 +111,7 @@ class JoinBuffer:
     def _remember(self, sid: str, mask: int) -> None:
         self._finished[sid] = mask
         if len(self._finished) >= self.max_pending:
-            self._finished_before = self._finished
-            self._finished = {}
+            self._finished_before, self._finished = self._finished, {}
 
     def to_wire(self) -> dict[str, Any]:
         return {

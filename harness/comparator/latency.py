@@ -13,7 +13,7 @@ GROWTH = 1.001  # bucket i holds [GROWTH**i, GROWTH**(i+1)) µs: a bucket's midp
 MIN_US = 1.0  # values below 1 µs (including negative clock skew) are clamped up to it
 MAX_US = 3_600_000_000.0  # 1 hour; anything slower is clamped down to it
 _LOG_GROWTH = math.log(GROWTH)
-BUCKETS = int(math.floor(math.log(MAX_US) / _LOG_GROWTH)) + 1
+BUCKETS = math.floor(math.log(MAX_US) / _LOG_GROWTH) + 1
 
 Floats = npt.NDArray[np.float64]
 

@@ -77,6 +77,18 @@ def produced_count(client: redis.Redis) -> int | None:
     return int(value) if value is not None else None
 
 
+def live_report(client: redis.Redis, replica: str | None = None) -> dict[str, Any] | None:
+    """The harness.report/1 report of the comparison kept in Redis (None if there is none yet)."""
+    from harness.cutover.status import production_summary
+
+    if not client.exists(STATE_KEY):
+        return None
+    report = load_state(client, ComparatorSettings(feeds=default_feeds(replica=replica))).report(
+        produced_count(client))
+    report["cutover"] = production_summary(client)
+    return report
+
+
 class ComparatorService:
     def __init__(self, client: redis.Redis, settings: ComparatorSettings) -> None:
         self._client = client

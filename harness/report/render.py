@@ -9,6 +9,8 @@ from rich.console import Console
 from rich.table import Table
 
 MISSING = "—"  # shown where a metric is undefined (null in the report)
+DEVICE_ROWS = 10  # devices shown; the report itself holds more
+_AGREEMENT_HEADER = ["scope", "pairs", "ARI", "NMI", "matched accuracy"]
 _SIDES = ("legacy", "candidate")
 
 
@@ -30,9 +32,12 @@ def _sections(report: Mapping[str, Any]) -> list[tuple[str, list[str], list[list
     latency, errors = report["latency_ms"], report["errors"]
     sections = [
         ("Counts", ["count", "value"], [[key, fmt(value)] for key, value in counts.items()]),
-        ("Agreement (legacy vs candidate)", ["scope", "pairs", "ARI", "NMI", "matched accuracy"],
-         _agreement_rows(agreement)),
+        ("Agreement (legacy vs candidate)", _AGREEMENT_HEADER, _agreement_rows(agreement)),
     ]
+    devices = _device_rows(agreement)
+    if devices:
+        title = f"Agreement per device (lowest ARI first; {len(devices)} of {agreement.get('devices', 0):,})"
+        sections.append((title, ["device", *_AGREEMENT_HEADER[1:]], devices))
     cluster_map = agreement.get("cluster_map") or {}
     map_rows = [["split", fmt(item["legacy"]), fmt(item["pairs"]),
                  ", ".join(f"{part['candidate']} ({part['pairs']:,})" for part in item["into"])]
@@ -94,8 +99,15 @@ def _agreement_rows(agreement: Mapping[str, Any]) -> list[list[str]]:
                      MISSING])
         rows.append(["truth vs candidate", fmt(truth["pairs"]), fmt(truth["candidate_ari"]),
                      fmt(truth["candidate_nmi"]), MISSING])
-    rows += [row(f"device {device}", data) for device, data in agreement["per_device"].items()]
     return rows
+
+
+def _device_rows(agreement: Mapping[str, Any]) -> list[list[str]]:
+    # the devices where the two workers disagree most are the ones an operator wants to see
+    worst_first = sorted(agreement["per_device"].items(),
+                         key=lambda item: (item[1]["ari"] is None, item[1]["ari"] or 0.0, item[0]))
+    return [[device, fmt(data["pairs"]), fmt(data["ari"]), fmt(data["nmi"]), fmt(data["matched_accuracy"])]
+            for device, data in worst_first[:DEVICE_ROWS]]
 
 
 def render_terminal(report: Mapping[str, Any], console: Console) -> None:

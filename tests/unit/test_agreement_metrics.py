@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from harness.comparator import ComparatorState
-from harness.comparator.agreement import Table, ari, cluster_map, matched_accuracy, nmi
+from harness.comparator.agreement import DENSE_CELLS, Table, ari, cluster_map, matched_accuracy, nmi
 from harness.contracts import SignalClustered, clustered_to_dict
 
 
@@ -84,6 +85,20 @@ def test_streaming_ari_and_nmi_equal_sklearn_for_any_batching(pairs: list[tuple[
 def test_matched_accuracy_is_the_best_one_to_one_matching(pairs: list[tuple[int, int]]) -> None:
     rows, cols = [a for a, _ in pairs], [b for _, b in pairs]
     assert matched_accuracy(table_of(rows, cols)) == pytest.approx(brute_force_accuracy(rows, cols), abs=1e-12)
+
+
+@pytest.mark.parametrize(("n_rows", "n_cols"), [(600, 600), (400, 900), (1200, 300)])
+def test_sparse_matching_for_many_clusters_equals_the_dense_hungarian(n_rows: int, n_cols: int) -> None:
+    rng = np.random.default_rng(n_rows + n_cols)
+    rows = rng.integers(0, n_rows, 20_000)
+    cols = np.where(rng.random(20_000) < 0.7, rows % n_cols, rng.integers(0, n_cols, 20_000))
+    table = table_of(rows.tolist(), cols.tolist())
+    dense = np.zeros((n_rows, n_cols), dtype=np.int64)
+    np.add.at(dense, (rows, cols), 1)
+    chosen = linear_sum_assignment(dense, maximize=True)
+    expected = dense[chosen].sum() / rows.size
+    assert np.unique(rows).size * np.unique(cols).size > DENSE_CELLS  # takes the sparse path
+    assert matched_accuracy(table) == pytest.approx(expected, abs=1e-12)
 
 
 def test_metrics_are_undefined_without_pairs() -> None:

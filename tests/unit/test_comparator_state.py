@@ -133,7 +133,7 @@ def synthetic_run(n: int, seed: int) -> list[tuple[str, list[dict[str, Any]], fl
 
 def test_restart_from_bytes_continues_exactly_like_an_uninterrupted_run() -> None:
     steps = synthetic_run(1_200, seed=2)
-    options = {"timeout_ms": 200.0, "window": 100, "sample_size": 50}
+    options: dict[str, Any] = {"timeout_ms": 200.0, "window": 100, "sample_size": 50}
     straight = ComparatorState(**options)
     restarted = ComparatorState(**options)
     for position, (side, batch, now) in enumerate(steps):

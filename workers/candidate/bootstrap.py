@@ -23,9 +23,7 @@ def bootstrap(
     settings = settings or Settings()
     publisher = CollectingPublisher()
     clustering = ProfileClustering(settings)
-    use_case = ClusterSignal(
-        publisher, clustering, repo or InMemoryClusterRepository(), ids or DeviceScopedIds()
-    )
+    use_case = ClusterSignal(publisher, clustering, repo or InMemoryClusterRepository(), ids or DeviceScopedIds())
     return CandidateAlgorithm(use_case, publisher, model_version(settings))
 
 

@@ -41,9 +41,7 @@ class SignalClustering(abc.ABC):
     """The algorithm: `prepare` a whole batch at once, then `allocate` each signal in stream order."""
 
     @abc.abstractmethod
-    def prepare(
-        self, signals: Sequence[SignalReceived], references: Mapping[str, Vector | None]
-    ) -> PreparedBatch:
+    def prepare(self, signals: Sequence[SignalReceived], references: Mapping[str, Vector | None]) -> PreparedBatch:
         """Screens the batch against each device's reference (given for every device in it)."""
 
     @abc.abstractmethod

@@ -29,9 +29,7 @@ class ClusterSignal:
     def handle_batch(self, signals: Sequence[SignalReceived]) -> None:
         """Publishes exactly one event per signal, in order, then commits the batch's state once."""
         devices = {signal.meta.device_id for signal in signals}
-        batch = self._clustering.prepare(
-            signals, {device: self._repo.get_reference(device) for device in devices}
-        )
+        batch = self._clustering.prepare(signals, {device: self._repo.get_reference(device) for device in devices})
         for device_id, reference in batch.references.items():
             self._repo.set_reference(device_id, reference)
         for signal in batch.signals:
@@ -46,19 +44,13 @@ class ClusterSignal:
         past = self._repo.get_clusters(device_id)
         allocation = self._clustering.allocate(signal, past)
         if allocation.decline_reason is not None:
-            self._publisher.publish(
-                SignalClustered.declined(signal.signal_id, device_id, allocation.decline_reason)
-            )
+            self._publisher.publish(SignalClustered.declined(signal.signal_id, device_id, allocation.decline_reason))
             return
         cluster = allocation.cluster
         if cluster is None:
             assert allocation.profile is not None  # a new cluster always carries its first profile
             number = len(past) + 1
-            cluster = Cluster.found(
-                self._ids.next_label(device_id, number), device_id, number, allocation.profile
-            )
+            cluster = Cluster.found(self._ids.next_label(device_id, number), device_id, number, allocation.profile)
         if not cluster.is_default():
             self._repo.save_cluster(cluster)
-        self._publisher.publish(
-            SignalClustered(signal.signal_id, device_id, cluster.label, allocation.is_new)
-        )
+        self._publisher.publish(SignalClustered(signal.signal_id, device_id, cluster.label, allocation.is_new))

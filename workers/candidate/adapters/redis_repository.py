@@ -92,15 +92,11 @@ class RedisClusterRepository(InMemoryClusterRepository):
         clusters = ClusterSet(device_id)
         try:
             numbered = sorted(
-                (int(field.split(b":", 1)[1]), value)
-                for field, value in stored.items()
-                if field != REFERENCE_FIELD
+                (int(field.split(b":", 1)[1]), value) for field, value in stored.items() if field != REFERENCE_FIELD
             )
             for number, value in numbered:
                 label, representative, members = json.loads(value)
-                clusters = clusters.with_cluster(
-                    Cluster(label, device_id, number, tuple(representative), members)
-                )
+                clusters = clusters.with_cluster(Cluster(label, device_id, number, tuple(representative), members))
         except (ValueError, TypeError, IndexError) as exc:
             raise StateError(f"cannot read the clusters stored in {key}: {exc}") from None
         self._clusters[device_id] = clusters

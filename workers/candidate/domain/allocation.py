@@ -27,9 +27,7 @@ class ProfileClustering(SignalClustering):
         self._running_mean = settings.centroid is Centroid.MEAN
         self._defaults: dict[str, Allocation] = {}  # one per device, built once
 
-    def prepare(
-        self, signals: Sequence[SignalReceived], references: Mapping[str, Vector | None]
-    ) -> PreparedBatch:
+    def prepare(self, signals: Sequence[SignalReceived], references: Mapping[str, Vector | None]) -> PreparedBatch:
         return prepare_batch(signals, self.settings, references)
 
     def allocate(self, signal: PreparedSignal, past: ClusterSet) -> Allocation:

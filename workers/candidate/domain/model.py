@@ -87,18 +87,18 @@ class ClusterSet:
     def with_cluster(self, cluster: Cluster) -> ClusterSet:
         """A new cluster (numbered len + 1) appended, or an existing one (same number) replaced."""
         index = cluster.number - 1
-        if index == len(self.clusters):
-            clusters = (*self.clusters, cluster)
-            representatives = np.vstack([self.representatives, cluster.representative])
-        elif 0 <= index < len(self.clusters) and cluster.device_id == self.device_id:
-            clusters = (*self.clusters[:index], cluster, *self.clusters[index + 1 :])
-            representatives = self.representatives
-            if cluster.representative != self.clusters[index].representative:
-                representatives = representatives.copy()
-                representatives[index] = cluster.representative
-        else:
+        if cluster.device_id != self.device_id or not 0 <= index <= len(self.clusters):
             raise ValueError(f"cluster {cluster.label!r} does not fit the clusters of {self.device_id!r}")
-        representatives.flags.writeable = False
+        if index == len(self.clusters):
+            representatives = np.vstack([self.representatives, cluster.representative])
+            representatives.flags.writeable = False
+            return ClusterSet(self.device_id, (*self.clusters, cluster), representatives)
+        representatives = self.representatives
+        if cluster.representative is not self.clusters[index].representative:
+            representatives = representatives.copy()
+            representatives[index] = cluster.representative
+            representatives.flags.writeable = False
+        clusters = (*self.clusters[:index], cluster, *self.clusters[index + 1 :])
         return ClusterSet(self.device_id, clusters, representatives)
 
 
@@ -142,6 +142,4 @@ class SignalClustered:
 
     @staticmethod
     def failed(signal_id: str, device_id: str, error: Exception) -> SignalClustered:
-        return SignalClustered(
-            signal_id, device_id, None, error_type=type(error).__name__, error_message=str(error)
-        )
+        return SignalClustered(signal_id, device_id, None, error_type=type(error).__name__, error_message=str(error))

@@ -1,0 +1,112 @@
+"""Who is primary: the roles hash, its epoch (the fencing token) and the handover of production.
+
+Exactly one production result per input entry, across a switch:
+- workers publish to production only inside the commit script, which checks `primary` and
+  skips entries at or below the production `watermark` (already published by someone);
+- the switch runs under WATCH on the roles hash and the new primary's results stream. It
+  copies to production the new primary's results past the watermark (entries it clustered as
+  a shadow while the old primary had not reached them yet), then moves `primary`, `epoch` and
+  `watermark` in the same MULTI/EXEC. If either key changes meanwhile, it starts again.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+import redis
+
+from harness.transport import keys
+
+
+class RolesError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Roles:
+    primary: str | None
+    epoch: int
+    watermark: str
+    switched_at_ms: int | None
+    previous: str | None
+    rollback_until_ms: int | None
+
+
+def read_roles(client: redis.Redis) -> Roles:
+    raw = {k.decode(): v.decode() for k, v in client.hgetall(keys.ROLES_KEY).items()}
+    return Roles(
+        primary=raw.get("primary"),
+        epoch=int(raw.get("epoch", 0)),
+        watermark=raw.get("watermark", "0-0"),
+        switched_at_ms=int(raw["switched_at_ms"]) if "switched_at_ms" in raw else None,
+        previous=raw.get("previous"),
+        rollback_until_ms=int(raw["rollback_until_ms"]) if "rollback_until_ms" in raw else None,
+    )
+
+
+def entry_after(a: str, b: str) -> bool:
+    return _parse(a) > _parse(b)
+
+
+def _parse(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _unpublished_results(pipe: Any, worker: str, watermark: str) -> list[tuple[str, bytes]]:
+    """The worker's results for input entries past the watermark, oldest first, one per entry."""
+    found: dict[str, bytes] = {}
+    upper = "+"
+    while True:
+        chunk = pipe.xrevrange(keys.results_stream(worker), max=upper, count=500)
+        if not chunk:
+            break
+        for _stream_id, fields in chunk:
+            payload = fields[keys.PAYLOAD_FIELD]
+            entry = msgpack.unpackb(payload, raw=False).get("entry")
+            if not entry or not entry_after(entry, watermark):
+                return sorted(found.items(), key=lambda item: _parse(item[0]))
+            found.setdefault(entry, payload)
+        upper = "(" + _text(chunk[-1][0])
+    return sorted(found.items(), key=lambda item: _parse(item[0]))
+
+
+def switch_primary(client: redis.Redis, target: str, rollback_window_s: float | None = None) -> Roles:
+    """Make `target` primary under a new epoch, handing over production without loss or double."""
+    with client.pipeline(transaction=True) as pipe:
+        while True:
+            try:
+                pipe.watch(keys.ROLES_KEY, keys.results_stream(target))
+                current = read_roles(pipe)
+                if current.primary == target:
+                    pipe.unwatch()
+                    return current
+                backfill = _unpublished_results(pipe, target, current.watermark)
+                epoch = current.epoch + 1
+                seconds, micros = pipe.time()
+                now_ms = int(seconds * 1000 + micros // 1000)
+                watermark = backfill[-1][0] if backfill else current.watermark
+                pipe.multi()
+                for entry, payload in backfill:
+                    pipe.xadd(keys.PRODUCTION_STREAM,
+                              {keys.PAYLOAD_FIELD: payload, "epoch": epoch, "entry": entry, "worker": target})
+                    pipe.publish(keys.PRODUCTION_CHANNEL, payload)
+                mapping: dict[str, str | int] = {
+                    "primary": target, "epoch": epoch, "watermark": watermark, "switched_at_ms": now_ms,
+                    "previous": current.primary or "",
+                }
+                if rollback_window_s is not None:
+                    mapping["rollback_until_ms"] = now_ms + int(rollback_window_s * 1000)
+                pipe.hset(keys.ROLES_KEY, mapping=mapping)
+                pipe.execute()
+                return read_roles(client)
+            except redis.WatchError:
+                time.sleep(0.001)
+                continue

@@ -1,0 +1,85 @@
+"""What `harness status` and the report's `cutover` section show: roles, lags, production counts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+
+from harness.cutover.audit import recent
+from harness.cutover.roles import entry_after, read_roles
+from harness.transport import keys
+
+LAG_SCAN_LIMIT = 100_000  # beyond this, a lag is reported as "at least" the limit
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def group_lag(client: redis.Redis, stream: str, group: str) -> int | None:
+    """Entries not yet delivered to the group, plus those delivered but not acked (None: no group)."""
+    try:
+        groups = {_text(g["name"]): g for g in client.xinfo_groups(stream)}
+    except redis.ResponseError:
+        return None
+    if group not in groups:
+        return None
+    last = _text(groups[group]["last-delivered-id"])
+    undelivered = client.xrange(stream, min=f"({last}" if last != "0-0" else "-", count=LAG_SCAN_LIMIT)
+    return len(undelivered) + int(groups[group]["pending"])
+
+
+def production_summary(client: redis.Redis, input_stream: str = keys.DEFAULT_INPUT_STREAM) -> dict[str, Any] | None:
+    """The report's `cutover` section; None before any worker was made primary."""
+    roles = read_roles(client)
+    if roles.primary is None:
+        return None
+    counts: dict[str, int] = {}
+    by_epoch: dict[str, int] = {}
+    seen: set[str] = set()
+    duplicates = 0
+    first: str | None = None
+    for _, fields in client.xrange(keys.PRODUCTION_STREAM):
+        entry = _text(fields[b"entry"])
+        worker = _text(fields[b"worker"])
+        counts[worker] = counts.get(worker, 0) + 1
+        epoch = _text(fields[b"epoch"])
+        by_epoch[epoch] = by_epoch.get(epoch, 0) + 1
+        if entry in seen:
+            duplicates += 1
+        seen.add(entry)
+        if first is None or entry_after(first, entry):
+            first = entry
+    missing = in_flight = 0
+    if first is not None:
+        for entry_id, _ in client.xrange(input_stream, min=first):
+            entry = _text(entry_id)
+            if entry in seen:
+                continue
+            if entry_after(entry, roles.watermark):
+                in_flight += 1
+            else:
+                missing += 1
+    return {
+        "primary": roles.primary, "epoch": roles.epoch, "previous": roles.previous,
+        "switched_at_ms": roles.switched_at_ms, "rollback_until_ms": roles.rollback_until_ms,
+        "production_results": sum(counts.values()), "production_duplicates": duplicates,
+        "production_missing": missing, "in_flight": in_flight, "by_worker": counts, "by_epoch": by_epoch,
+    }
+
+
+def status(client: redis.Redis, input_stream: str = keys.DEFAULT_INPUT_STREAM) -> dict[str, Any]:
+    roles = read_roles(client)
+    groups: dict[str, dict[str, Any]] = {}
+    try:
+        infos = client.xinfo_groups(input_stream)
+    except redis.ResponseError:
+        infos = []
+    for info in infos:
+        name = _text(info["name"])
+        beat = {_text(k): _text(v) for k, v in client.hgetall(keys.heartbeat_key(name)).items()}
+        groups[name] = {"lag": group_lag(client, input_stream, name), "pending": int(info["pending"]),
+                        "state": beat.get("state", "unknown"), "model_version": beat.get("model_version"),
+                        "draining": client.get(keys.control_key(name)) is not None}
+    return {"roles": vars(roles), "groups": groups, "audit": recent(client, 10)}

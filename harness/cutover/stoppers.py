@@ -1,0 +1,119 @@
+"""How a worker is stopped and started: `process` (pid from its heartbeat), `docker`, or `none`.
+
+Every backend first relies on the drain flag (the worker finishes its batch, acks and exits);
+the backend then makes sure the worker stays down, or brings it back on rollback.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+import redis
+
+from harness.transport import keys
+
+
+class StopperError(RuntimeError):
+    pass
+
+
+def heartbeat(client: redis.Redis, worker: str) -> dict[str, str]:
+    return {k.decode(): v.decode() for k, v in client.hgetall(keys.heartbeat_key(worker)).items()}
+
+
+def wait_stopped(client: redis.Redis, worker: str, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if heartbeat(client, worker).get("state", "stopped") == "stopped":
+            return True
+        time.sleep(0.1)
+    return False
+
+
+class WorkerStopper(ABC):
+    @abstractmethod
+    def stop(self, client: redis.Redis, worker: str, timeout_s: float) -> None: ...
+
+    @abstractmethod
+    def start(self, client: redis.Redis, worker: str) -> None: ...
+
+
+class NoStopper(WorkerStopper):
+    """The harness flips roles and drains; the operator's own tooling stops and starts processes."""
+
+    def stop(self, client: redis.Redis, worker: str, timeout_s: float) -> None:
+        if not wait_stopped(client, worker, timeout_s):
+            raise StopperError(f"{worker} did not drain within {timeout_s:.0f}s (heartbeat still 'running')")
+
+    def start(self, client: redis.Redis, worker: str) -> None:
+        """Nothing to do: the operator restarts the worker; the cleared drain flag lets it run."""
+
+
+class ProcessStopper(WorkerStopper):
+    """Workers started by the harness on this host; found by the pid in their heartbeat."""
+
+    def __init__(self, start_args: Sequence[str] = ()) -> None:
+        self._start_args = list(start_args)
+
+    def stop(self, client: redis.Redis, worker: str, timeout_s: float) -> None:
+        if wait_stopped(client, worker, timeout_s / 2):
+            return
+        pid = int(heartbeat(client, worker).get("pid", 0))
+        if pid:
+            try:
+                os.kill(pid, signal.SIGTERM)  # finishes the batch in hand and acks it
+            except ProcessLookupError:
+                return
+        if not wait_stopped(client, worker, timeout_s / 2):
+            raise StopperError(f"{worker} (pid {pid}) did not stop within {timeout_s:.0f}s")
+
+    def start(self, client: redis.Redis, worker: str) -> None:
+        if not self._start_args:
+            return
+        subprocess.Popen([sys.executable, "-m", "harness", *self._start_args], start_new_session=True,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+
+
+class DockerStopper(WorkerStopper):
+    """Containers found by the label `harness.worker=<name>` (see docker-compose.yml)."""
+
+    def __init__(self, label: str = "harness.worker") -> None:
+        self._label = label
+
+    def _containers(self, worker: str) -> list[object]:
+        from docker.client import DockerClient
+        from docker.errors import DockerException
+
+        try:
+            engine = DockerClient.from_env()
+            return list(engine.containers.list(all=True, filters={"label": f"{self._label}={worker}"}))
+        except DockerException as exc:
+            raise StopperError(f"cannot reach the Docker engine: {exc}") from None
+
+    def stop(self, client: redis.Redis, worker: str, timeout_s: float) -> None:
+        containers = self._containers(worker)
+        if not containers:
+            raise StopperError(f"no container labelled {self._label}={worker}")
+        wait_stopped(client, worker, timeout_s / 2)
+        for container in containers:
+            container.stop(timeout=int(max(timeout_s / 2, 1)))  # type: ignore[attr-defined]
+
+    def start(self, client: redis.Redis, worker: str) -> None:
+        for container in self._containers(worker):
+            container.start()  # type: ignore[attr-defined]
+
+
+def make_stopper(kind: str, start_args: Sequence[str] = ()) -> WorkerStopper:
+    if kind == "process":
+        return ProcessStopper(start_args)
+    if kind == "docker":
+        return DockerStopper()
+    if kind == "none":
+        return NoStopper()
+    raise StopperError(f"unknown stop backend {kind!r}: use process, docker or none")

@@ -1,0 +1,76 @@
+"""The candidate's batch stage: smoothing, downsampling, negative-voltage policy and profiles."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from harness.contracts import SignalMeta, SignalReceived
+from workers.candidate.domain.features import prepare_batch, profiles, smooth_batch, tumbling_mean
+from workers.candidate.domain.settings import NegativeVoltage, Settings
+from workers.legacy.algorithm import profile as legacy_profile
+from workers.legacy.algorithm import smooth as legacy_smooth
+
+
+def signal(samples: list[float] | np.ndarray, signal_id: str = "s", device: str = "d") -> SignalReceived:
+    return SignalReceived(signal_id, SignalMeta(device), 1000.0, 0.0, np.asarray(samples, dtype=np.float32))
+
+
+def test_smoothing_averages_non_overlapping_windows_and_a_partial_last_one() -> None:
+    rows = np.array([[1, 2, 3, 4, 5, 6, 7]], dtype=np.float32)
+    assert tumbling_mean(rows, 3).tolist() == [[2.0, 5.0, 7.0]]
+    assert tumbling_mean(rows, 10).tolist() == [[4.0]]
+    assert tumbling_mean(rows, 1).tolist() == [[1, 2, 3, 4, 5, 6, 7]]
+
+
+def test_batch_smoothing_equals_the_legacy_per_signal_smoothing() -> None:
+    rng = np.random.default_rng(1)
+    signals = [signal(230 + rng.normal(0, 5, size=n), f"s{i}") for i, n in enumerate([1000, 1000, 997, 3, 1000])]
+    rows, _ = smooth_batch(signals, Settings())
+    for row, s in zip(rows, signals, strict=True):
+        assert np.array_equal(row, legacy_smooth(s.samples))
+
+
+def test_downsampling_keeps_every_kth_sample_before_smoothing() -> None:
+    rows, _ = smooth_batch([signal(list(range(12)))], Settings(window_size=2, downsample=3))
+    assert rows[0].tolist() == [1.5, 7.5]  # samples 0, 3 | 6, 9
+
+
+def test_clip_sets_negative_samples_to_zero_before_smoothing() -> None:
+    rows, negatives = smooth_batch([signal([-4.0, 4.0])], Settings(window_size=2, negative_voltage=NegativeVoltage.CLIP))
+    assert rows[0].tolist() == [2.0] and negatives == [0]
+
+
+def test_reject_counts_negative_samples_and_keep_does_not() -> None:
+    samples = [-1.0, 5.0, -2.0, 3.0]
+    assert smooth_batch([signal(samples)], Settings(negative_voltage=NegativeVoltage.REJECT))[1] == [2]
+    assert smooth_batch([signal(samples)], Settings())[1] == [0]
+
+
+def test_a_first_signal_is_compared_with_a_flat_line_at_its_own_median() -> None:
+    batch = prepare_batch([signal([230.0] * 100, "flat")], Settings(), {"d": None})
+    assert batch.signals[0].profile is None and "d" in batch.references
+
+
+def test_a_reference_of_another_length_is_replaced_by_the_flat_median() -> None:
+    batch = prepare_batch([signal([230.0] * 100)], Settings(), {"d": np.zeros(3)})
+    assert batch.signals[0].profile is None
+
+
+def test_each_normal_signal_is_the_reference_of_its_devices_next_one_within_a_batch() -> None:
+    signals = [signal([230.0] * 100, "a"), signal([231.0] * 100, "b"), signal([232.0] * 100, "c")]
+    batch = prepare_batch(signals, Settings(), {"d": None})
+    assert [s.profile is None for s in batch.signals] == [True, True, True]
+    assert batch.references["d"].tolist() == [232.0] * 10
+
+
+def test_anomaly_profiles_equal_the_legacy_profile() -> None:
+    rng = np.random.default_rng(2)
+    deviations = [rng.normal(0, 20, size=n) for n in (100, 100, 37, 1)]
+    for mine, deviation in zip(profiles(deviations), deviations, strict=True):
+        assert mine == pytest.approx(legacy_profile(deviation), rel=1e-12, abs=1e-12)
+
+
+def test_a_one_sample_deviation_has_zero_roughness() -> None:
+    (only,) = profiles([np.array([3.0])])
+    assert only.tolist() == [3.0, 0.0, 3.0, 3.0, 0.0]

@@ -1,0 +1,182 @@
+"""The ClusterSignal use case, run with in-memory adapters: what is saved, what is published."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from harness.contracts import DEFAULT_LABEL, SignalMeta, SignalReceived
+from workers.candidate.adapters.ids import DeviceScopedIds
+from workers.candidate.adapters.memory import InMemoryClusterRepository
+from workers.candidate.adapters.publisher import CollectingPublisher
+from workers.candidate.domain.allocation import ProfileClustering
+from workers.candidate.domain.model import Cluster, ClusterSet, SignalClustered
+from workers.candidate.domain.settings import Centroid, NegativeVoltage, Settings
+from workers.candidate.use_case import ClusterSignal
+
+DEVICE = "dev-01"
+
+
+def flat(volts: float, signal_id: str, device: str = DEVICE, samples: int = 100) -> SignalReceived:
+    wave = np.full(samples, volts, dtype=np.float32)
+    return SignalReceived(signal_id, SignalMeta(device), 1000.0, 1.7e9, wave)
+
+
+def sag(depth: float, signal_id: str, device: str = DEVICE) -> SignalReceived:
+    wave = np.full(100, 230.0, dtype=np.float32)
+    wave[40:70] -= depth
+    return SignalReceived(signal_id, SignalMeta(device), 1000.0, 1.7e9, wave)
+
+
+class CountingRepository(InMemoryClusterRepository):
+    def __init__(self) -> None:
+        super().__init__()
+        self.commits = 0
+
+    def commit(self) -> None:
+        self.commits += 1
+
+
+class FailingIds(DeviceScopedIds):
+    def next_label(self, device_id: str, number: int) -> str:
+        if device_id == "broken":
+            raise LookupError("no labels for this device")
+        return super().next_label(device_id, number)
+
+
+def make(
+    settings: Settings | None = None, ids: DeviceScopedIds | None = None
+) -> tuple[ClusterSignal, CountingRepository, CollectingPublisher]:
+    repo, publisher = CountingRepository(), CollectingPublisher()
+    use_case = ClusterSignal(publisher, ProfileClustering(settings or Settings()), repo, ids or DeviceScopedIds())
+    return use_case, repo, publisher
+
+
+def run(use_case: ClusterSignal, publisher: CollectingPublisher, *signals: SignalReceived) -> list[SignalClustered]:
+    use_case.handle_batch(signals)
+    return publisher.drain()
+
+
+def test_default_signal_is_not_saved_as_a_cluster() -> None:
+    use_case, repo, publisher = make()
+    (event,) = run(use_case, publisher, flat(230.0, "a"))
+    assert (event.label, event.is_new) == (DEFAULT_LABEL, False)
+    assert len(repo.get_clusters(DEVICE)) == 0
+
+
+def test_a_normal_signal_becomes_its_device_reference() -> None:
+    use_case, repo, publisher = make()
+    run(use_case, publisher, flat(230.0, "a"))
+    reference = repo.get_reference(DEVICE)
+    assert reference is not None and np.allclose(reference, 230.0)
+
+
+def test_the_reference_follows_a_slow_drift_one_normal_signal_at_a_time() -> None:
+    use_case, _, publisher = make()
+    events = run(use_case, publisher, *(flat(230.0 + 1.2 * i, f"s{i}") for i in range(6)))
+    assert [e.label for e in events] == [DEFAULT_LABEL] * 6, "each step is below the 1.5 V noise threshold"
+
+
+def test_a_step_beyond_the_noise_threshold_is_an_anomaly() -> None:
+    use_case, _, publisher = make()
+    events = run(use_case, publisher, flat(230.0, "a"), flat(240.0, "b"))
+    assert events[1].label == f"{DEVICE}/k1" and events[1].is_new
+
+
+def test_first_anomaly_founds_a_cluster_that_is_saved() -> None:
+    use_case, repo, publisher = make()
+    _, event = run(use_case, publisher, flat(230.0, "a"), sag(50.0, "b"))
+    assert (event.label, event.is_new) == (f"{DEVICE}/k1", True)
+    (cluster,) = repo.get_clusters(DEVICE).clusters
+    assert (cluster.label, cluster.number, cluster.members) == (f"{DEVICE}/k1", 1, 1)
+
+
+def test_a_similar_anomaly_joins_the_existing_cluster() -> None:
+    use_case, repo, publisher = make()
+    events = run(use_case, publisher, flat(230.0, "a"), sag(50.0, "b"), sag(52.0, "c"))
+    assert [(e.label, e.is_new) for e in events[1:]] == [(f"{DEVICE}/k1", True), (f"{DEVICE}/k1", False)]
+    assert repo.get_clusters(DEVICE).clusters[0].members == 2
+
+
+def test_a_dissimilar_anomaly_founds_a_second_cluster() -> None:
+    use_case, repo, publisher = make()
+    events = run(use_case, publisher, flat(230.0, "a"), sag(50.0, "b"), sag(150.0, "c"))
+    assert [e.label for e in events[1:]] == [f"{DEVICE}/k1", f"{DEVICE}/k2"]
+    assert len(repo.get_clusters(DEVICE)) == 2
+
+
+def test_clusters_belong_to_their_device() -> None:
+    use_case, repo, publisher = make()
+    events = run(use_case, publisher, sag(50.0, "a", "dev-01"), sag(50.0, "b", "dev-02"))
+    assert [e.label for e in events] == ["dev-01/k1", "dev-02/k1"]
+    assert all(e.is_new for e in events)
+
+
+def test_the_publisher_gets_one_event_per_signal_in_order_and_state_is_committed_once() -> None:
+    use_case, repo, publisher = make()
+    signals = [flat(230.0, "a"), sag(50.0, "b"), flat(230.0, "c", "dev-02"), sag(90.0, "d")]
+    events = run(use_case, publisher, *signals)
+    assert [e.signal_id for e in events] == ["a", "b", "c", "d"]
+    assert repo.commits == 1
+
+
+def test_negative_voltage_is_declined_under_reject_and_state_is_untouched() -> None:
+    use_case, repo, publisher = make(Settings(negative_voltage=NegativeVoltage.REJECT))
+    glitch = flat(230.0, "neg")
+    glitch.samples[10:13] = -40.0
+    event, after = run(use_case, publisher, glitch, flat(230.0, "ok"))
+    assert (event.label, event.decline_reason) == (None, "negative voltage: 3 samples below 0")
+    assert after.label == DEFAULT_LABEL
+    assert len(repo.get_clusters(DEVICE)) == 0
+
+
+def test_negative_voltage_is_clustered_under_keep() -> None:
+    use_case, _, publisher = make()
+    glitch = flat(230.0, "neg")
+    glitch.samples[10:13] = -40.0
+    _, event = run(use_case, publisher, flat(230.0, "a"), glitch)
+    assert event.label == f"{DEVICE}/k1"
+
+
+def test_clipping_negative_voltage_makes_a_glitch_shallower() -> None:
+    glitch = flat(230.0, "neg")
+    glitch.samples[10:20] = -200.0
+    kept, clipped = make(), make(Settings(negative_voltage=NegativeVoltage.CLIP))
+    run(kept[0], kept[2], flat(230.0, "a"), glitch)
+    run(clipped[0], clipped[2], flat(230.0, "a"), glitch)
+    kept_min = kept[1].get_clusters(DEVICE).clusters[0].representative[2]
+    clipped_min = clipped[1].get_clusters(DEVICE).clusters[0].representative[2]
+    assert kept_min == pytest.approx(-430.0) and clipped_min == pytest.approx(-230.0)
+
+
+def test_first_centroid_keeps_the_first_members_profile() -> None:
+    use_case, repo, publisher = make(Settings(centroid=Centroid.FIRST))
+    run(use_case, publisher, flat(230.0, "a"), sag(50.0, "b"))
+    first = repo.get_clusters(DEVICE).clusters[0].representative
+    run(use_case, publisher, sag(54.0, "c"))
+    (cluster,) = repo.get_clusters(DEVICE).clusters
+    assert cluster.representative == first and cluster.members == 2
+
+
+def test_mean_centroid_moves_to_the_running_mean_of_its_members() -> None:
+    use_case, repo, publisher = make(Settings(centroid=Centroid.MEAN))
+    run(use_case, publisher, flat(230.0, "a"), sag(50.0, "b"), sag(54.0, "c"), sag(58.0, "d"))
+    (cluster,) = repo.get_clusters(DEVICE).clusters
+    assert cluster.members == 3
+    assert cluster.representative[2] == pytest.approx(-54.0)  # the mean of the three minima
+
+
+def test_a_signal_that_fails_gets_an_error_event_and_the_rest_of_the_batch_is_clustered() -> None:
+    use_case, _, publisher = make(ids=FailingIds())
+    events = run(use_case, publisher, sag(50.0, "a", "broken"), sag(50.0, "b"))
+    assert (events[0].label, events[0].error_type) == (None, "LookupError")
+    assert events[0].error_message == "no labels for this device"
+    assert events[1].label == f"{DEVICE}/k1"
+
+
+def test_a_cluster_set_refuses_a_cluster_numbered_out_of_sequence() -> None:
+    clusters = ClusterSet(DEVICE)
+    with pytest.raises(ValueError, match="does not fit"):
+        clusters.with_cluster(Cluster("x", DEVICE, 2, (0.0,) * 5))
+    with pytest.raises(ValueError, match="does not fit"):
+        clusters.with_cluster(Cluster("x", "other-device", 1, (0.0,) * 5))
