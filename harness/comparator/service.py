@@ -111,10 +111,7 @@ class ComparatorService:
         while not self._stopping:
             got = self.poll_once()
             now = time.monotonic()
-            if got:
-                idle_since = None
-            else:
-                idle_since = idle_since or now
+            idle_since = None if got else idle_since or now
             if now - last_checkpoint >= self._settings.checkpoint_s or sum(map(len, self._unacked.values())) > 50_000:
                 self.checkpoint()
                 last_checkpoint = now
