@@ -17,10 +17,20 @@ context=build/docker
 
 mkdir -p "$context/wheels"
 rm -f "$context"/wheels/harness-*.whl
-# The project's wheel plus a wheel of every dependency; wheels already here are reused.
-"${pip[@]}" wheel --quiet --wheel-dir "$context/wheels" --find-links "$context/wheels" .
-# The build reads only the wheels: drop what this checkout's last build left in build/.
+# The project's wheel, then a wheel of every dependency for the image's interpreter (CPython 3.11,
+# glibc, this machine's architecture) rather than for this host's; wheels already here are reused.
+"${pip[@]}" wheel --quiet --no-deps --wheel-dir "$context/wheels" .
 rm -rf build/lib build/bdist.*
+platforms=()
+for glibc in manylinux_2_28 manylinux_2_27 manylinux_2_24 manylinux_2_17 manylinux2014 manylinux_2_12 \
+           manylinux2010 manylinux_2_5 manylinux1; do
+    platforms+=(--platform "${glibc}_$(uname -m)")
+done
+# async-timeout: redis asks for it on Python < 3.11.3 (bookworm has 3.11.2), a marker pip evaluates
+# against this host's interpreter, not the target's.
+"${pip[@]}" download --quiet --dest "$context/wheels" --find-links "$context/wheels" \
+    --only-binary=:all: --implementation cp --python-version 3.11 --abi cp311 --abi abi3 --abi none \
+    "${platforms[@]}" "$context"/wheels/harness-"$version"-*.whl async-timeout
 
 docker build --build-arg "BASE_IMAGE=$base" -f Dockerfile -t "$tag" "$context"
 [ "$tag" = "harness:latest" ] || docker tag "$tag" harness:latest

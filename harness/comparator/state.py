@@ -47,7 +47,8 @@ class SideStats:
         end_to_end_ms = np.asarray(end_to_end, dtype=np.float64)
         self.end_to_end.record_many(end_to_end_ms)
         self.processing.record_many(np.asarray(processing, dtype=np.float64))
-        self.sample.offer_many(end_to_end_ms)
+        # A tapped production worker reports no timings (NaN): it counts, but not in the latencies.
+        self.sample.offer_many(end_to_end_ms[~np.isnan(end_to_end_ms)])
 
     def latency_section(self) -> dict[str, Any]:
         return {**self.end_to_end.summary(), "count": self.end_to_end.count,

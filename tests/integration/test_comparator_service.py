@@ -135,3 +135,18 @@ def test_report_without_a_comparison_is_one_clear_line(redis_url: str) -> None:
     out = CliRunner().invoke(cli, ["report", "--redis-url", redis_url])
     assert out.exit_code == 1
     assert "run `harness comparator` first" in out.output
+
+
+def test_tapped_production_stream_of_json_is_compared_unchanged(redis_url: str, redis_client: redis.Redis,
+                                                                  tmp_path: Path) -> None:
+    for i in range(50):  # an existing production worker's own JSON, read as it is
+        message = {"signal": {"id": f"s{i}"}, "result": {"cluster": f"prod-{i % 3}"}}
+        redis_client.xadd("prod:out", {keys.PAYLOAD_FIELD: json.dumps(message)})
+    write(redis_client, "candidate", [result("candidate", f"s{i}", f"C{i % 3}") for i in range(50)])
+    process = comparator(redis_url, tmp_path, "--tap-legacy-stream", "prod:out",
+                         "--tap-mapping", "id=signal.id,label=result.cluster", "--exit-when-idle", "1")
+    assert process.wait(timeout=60) == 0
+    full = report(redis_client)
+    assert full["counts"]["matched"] == 50  # type: ignore[index]
+    assert full["agreement"]["ari"] == 1.0  # type: ignore[index]
+    assert full["latency_ms"]["legacy"]["count"] == 0, "the tap has no timings"  # type: ignore[index]

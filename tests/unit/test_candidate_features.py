@@ -37,7 +37,9 @@ def test_downsampling_keeps_every_kth_sample_before_smoothing() -> None:
 
 
 def test_clip_sets_negative_samples_to_zero_before_smoothing() -> None:
-    rows, negatives = smooth_batch([signal([-4.0, 4.0])], Settings(window_size=2, negative_voltage=NegativeVoltage.CLIP))
+    rows, negatives = smooth_batch(
+        [signal([-4.0, 4.0])], Settings(window_size=2, negative_voltage=NegativeVoltage.CLIP)
+    )
     assert rows[0].tolist() == [2.0] and negatives == [0]
 
 

@@ -50,7 +50,12 @@ def test_a_batch_is_written_in_one_transaction(redis_client: redis.Redis, monkey
     def counting_pipeline(transaction: bool = True) -> Any:
         pipe = real_pipeline(transaction=transaction)
         real_execute = pipe.execute
-        pipe.execute = lambda: (executed.append(len(pipe.command_stack)), real_execute())[1]
+
+        def execute() -> Any:
+            executed.append(len(pipe.command_stack))
+            return real_execute()
+
+        pipe.execute = execute  # type: ignore[method-assign]
         return pipe
 
     monkeypatch.setattr(redis_client, "pipeline", counting_pipeline)

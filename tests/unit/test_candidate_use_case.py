@@ -35,6 +35,19 @@ class CountingRepository(InMemoryClusterRepository):
 
     def commit(self) -> None:
         self.commits += 1
+        super().commit()
+
+
+class FlakyRepository(CountingRepository):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail_next_commit = False
+
+    def commit(self) -> None:
+        if self.fail_next_commit:
+            self.fail_next_commit = False
+            raise ConnectionError("redis went away")
+        super().commit()
 
 
 class FailingIds(DeviceScopedIds):
@@ -106,7 +119,7 @@ def test_a_dissimilar_anomaly_founds_a_second_cluster() -> None:
 
 
 def test_clusters_belong_to_their_device() -> None:
-    use_case, repo, publisher = make()
+    use_case, _, publisher = make()
     events = run(use_case, publisher, sag(50.0, "a", "dev-01"), sag(50.0, "b", "dev-02"))
     assert [e.label for e in events] == ["dev-01/k1", "dev-02/k1"]
     assert all(e.is_new for e in events)
@@ -180,3 +193,18 @@ def test_a_cluster_set_refuses_a_cluster_numbered_out_of_sequence() -> None:
         clusters.with_cluster(Cluster("x", DEVICE, 2, (0.0,) * 5))
     with pytest.raises(ValueError, match="does not fit"):
         clusters.with_cluster(Cluster("x", "other-device", 1, (0.0,) * 5))
+
+
+def test_a_batch_that_cannot_be_committed_leaves_no_state_behind() -> None:
+    repo, publisher = FlakyRepository(), CollectingPublisher()
+    use_case = ClusterSignal(publisher, ProfileClustering(Settings()), repo, DeviceScopedIds())
+    run(use_case, publisher, flat(230.0, "a"))
+    repo.fail_next_commit = True
+    with pytest.raises(ConnectionError):
+        use_case.handle_batch([flat(231.0, "b"), sag(50.0, "c")])
+    publisher.drain()
+    reference = repo.get_reference(DEVICE)
+    assert reference is not None and np.allclose(reference, 230.0)
+    assert len(repo.get_clusters(DEVICE)) == 0
+    retried = run(use_case, publisher, flat(231.0, "b"), sag(50.0, "c"))
+    assert [(e.label, e.is_new) for e in retried] == [(DEFAULT_LABEL, False), (f"{DEVICE}/k1", True)]

@@ -34,7 +34,11 @@ class ClusterRepository(abc.ABC):
 
     @abc.abstractmethod
     def commit(self) -> None:
-        """Make the batch's changes durable (a no-op for memory); on failure, forget unsaved state."""
+        """Make the batch's changes durable; if that fails, roll back and raise."""
+
+    @abc.abstractmethod
+    def rollback(self) -> None:
+        """Forget every change since the last commit."""
 
 
 class SignalClustering(abc.ABC):

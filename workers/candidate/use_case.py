@@ -27,17 +27,25 @@ class ClusterSignal:
         self._ids = ids
 
     def handle_batch(self, signals: Sequence[SignalReceived]) -> None:
-        """Publishes exactly one event per signal, in order, then commits the batch's state once."""
-        devices = {signal.meta.device_id for signal in signals}
-        batch = self._clustering.prepare(signals, {device: self._repo.get_reference(device) for device in devices})
-        for device_id, reference in batch.references.items():
-            self._repo.set_reference(device_id, reference)
-        for signal in batch.signals:
-            try:
-                self.handle(signal)
-            except Exception as exc:  # a bug on one signal must not cost the others their outcome
-                self._publisher.publish(SignalClustered.failed(signal.signal_id, signal.device_id, exc))
-        self._repo.commit()
+        """Publishes exactly one event per signal, in order, and commits the batch's state once.
+
+        If the batch fails as a whole, its state changes are rolled back before the error propagates,
+        so the runtime can safely retry its signals one by one.
+        """
+        try:
+            devices = {signal.meta.device_id for signal in signals}
+            batch = self._clustering.prepare(signals, {device: self._repo.get_reference(device) for device in devices})
+            for device_id, reference in batch.references.items():
+                self._repo.set_reference(device_id, reference)
+            for signal in batch.signals:
+                try:
+                    self.handle(signal)
+                except Exception as exc:  # a bug on one signal must not cost the others their outcome
+                    self._publisher.publish(SignalClustered.failed(signal.signal_id, signal.device_id, exc))
+            self._repo.commit()
+        except BaseException:
+            self._repo.rollback()
+            raise
 
     def handle(self, signal: PreparedSignal) -> None:
         device_id = signal.device_id

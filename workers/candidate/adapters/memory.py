@@ -7,9 +7,12 @@ from workers.candidate.ports import ClusterRepository
 
 
 class InMemoryClusterRepository(ClusterRepository):
+    """Transactional per batch: the values are immutable, so a commit is a shallow snapshot."""
+
     def __init__(self) -> None:
         self._clusters: dict[str, ClusterSet] = {}
         self._references: dict[str, Vector] = {}
+        self._committed: tuple[dict[str, ClusterSet], dict[str, Vector]] = ({}, {})
 
     def get_clusters(self, device_id: str) -> ClusterSet:
         clusters = self._clusters.get(device_id)
@@ -27,8 +30,7 @@ class InMemoryClusterRepository(ClusterRepository):
         self._references[device_id] = reference
 
     def commit(self) -> None:
-        pass
+        self._committed = (dict(self._clusters), dict(self._references))
 
-    def forget(self) -> None:
-        self._clusters.clear()
-        self._references.clear()
+    def rollback(self) -> None:
+        self._clusters, self._references = dict(self._committed[0]), dict(self._committed[1])

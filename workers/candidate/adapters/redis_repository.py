@@ -75,13 +75,15 @@ class RedisClusterRepository(InMemoryClusterRepository):
         try:
             pipe.execute()
         except Exception:
-            self.forget()  # the cache is ahead of Redis now; reread it on the next batch
+            self.rollback()
             raise
         self._dirty_references.clear()
         self._dirty_clusters.clear()
 
-    def forget(self) -> None:
-        super().forget()
+    def rollback(self) -> None:
+        """Drops the whole cache: after a failed write, only Redis knows what was saved."""
+        self._clusters.clear()
+        self._references.clear()
         self._loaded.clear()
         self._dirty_references.clear()
         self._dirty_clusters.clear()

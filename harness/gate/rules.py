@@ -1,0 +1,262 @@
+"""Each gate rule judged against a `harness.report/1` dict: pure functions of (rule, report, confidence)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from harness.gate.policy import Policy, Rule
+from harness.gate.stats import increase_test, slower_test, wilson_interval
+from harness.gate.verdict import Outcome, RuleResult
+
+MAX_LISTED_DEVICES = 5  # failing devices named in a per_device line
+
+
+def evaluate(report: Mapping[str, Any], policy: Policy) -> list[RuleResult]:
+    """The matched-pairs rule, then every rule of the policy; all SKIP when pairs are too few."""
+    matched = _count(_get(report, "counts", "matched"))
+    enough = matched >= policy.min_pairs
+    pairs = RuleResult(
+        "matched_pairs", Outcome.PASS if enough else Outcome.INCONCLUSIVE, float(matched),
+        f">= {policy.min_pairs:,}",
+        f"matched_pairs {matched:,} {'>=' if enough else '<'} min {policy.min_pairs:,}", critical=True,
+    )
+    results = [pairs]
+    for rule in policy.rules:
+        if not enough:
+            results.append(RuleResult(rule.name, Outcome.SKIP, None, "", f"{rule.name} not judged: too few "
+                                      "matched pairs", rule.critical, rule.muted))
+            continue
+        judged = _JUDGES[rule.name](rule, report, policy.confidence)
+        results.append(RuleResult(rule.name, judged.outcome, judged.measured, judged.condition, judged.text,
+                                  rule.critical, rule.muted))
+    return results
+
+
+def _result(rule: Rule, ok: bool | None, measured: float | None, condition: str, text: str) -> RuleResult:
+    """ok None means not applicable (SKIP)."""
+    outcome = Outcome.SKIP if ok is None else Outcome.PASS if ok else Outcome.FAIL
+    return RuleResult(rule.name, outcome, measured, condition, f"{rule.name} {text}")
+
+
+def _missing_value(rule: Rule, condition: str, what: str) -> RuleResult:
+    """Fail closed: a value the report does not have is never a pass."""
+    return _result(rule, False, None, condition, f"n/a ({what}); needs {condition}")
+
+
+# --- agreement ------------------------------------------------------------------------------------
+
+
+def _agreement(metric: str, window: bool) -> Callable[[Rule, Mapping[str, Any], float], RuleResult]:
+    def judge(rule: Rule, report: Mapping[str, Any], confidence: float) -> RuleResult:
+        path = ("agreement", "window", metric) if window else ("agreement", metric)
+        value = _number(_get(report, *path))
+        bound = rule.number("min")
+        how = "min {bound}"
+        margin = rule.optional_number("noise_margin")
+        floor = _number(_get(report, "noise_floor", metric))
+        if margin is not None and floor is not None:
+            bound = floor - margin
+            how = f"noise floor {floor:.3f} - {margin:.3f} = {{bound}}"
+        if value is None:
+            return _missing_value(rule, f">= {bound:.3f}", "no pairs clustered on both sides")
+        shown_value, shown_bound = _digits(value, bound)
+        ok = value >= bound
+        return _result(rule, ok, value, f">= {shown_bound}",
+                       f"{shown_value} {'>=' if ok else '<'} {how.format(bound=shown_bound)}")
+
+    return judge
+
+
+def _per_device(rule: Rule, report: Mapping[str, Any], confidence: float) -> RuleResult:
+    metric, bound, min_pairs = rule.text("metric"), rule.number("min"), int(rule.number("min_pairs"))
+    devices = _get(report, "agreement", "per_device")
+    condition = f"{metric} >= {bound:.3f} on every device with >= {min_pairs:,} pairs"
+    if not isinstance(devices, dict):
+        return _missing_value(rule, condition, "the report has no per-device agreement")
+    judged = {}
+    for device, section in devices.items():
+        value = _number(section.get(metric)) if isinstance(section, dict) else None
+        if value is not None and _count(section.get("pairs")) >= min_pairs:
+            judged[str(device)] = value
+    if not judged:
+        return _result(rule, None, None, condition, f"not judged: no device has >= {min_pairs:,} pairs")
+    worst_device = min(judged, key=lambda device: (judged[device], device))
+    worst = judged[worst_device]
+    failing = sorted((d for d in judged if judged[d] < bound), key=lambda d: (judged[d], d))
+    if not failing:
+        shown, shown_bound = _digits(worst, bound)
+        return _result(rule, True, worst, condition, f"worst {metric} {shown} ({worst_device}) >= min "
+                       f"{shown_bound} over {len(judged)} devices")
+    listed = ", ".join(f"{d} {judged[d]:.3f}" for d in failing[:MAX_LISTED_DEVICES])
+    more = f" and {len(failing) - MAX_LISTED_DEVICES} more" if len(failing) > MAX_LISTED_DEVICES else ""
+    return _result(rule, False, worst, condition, f"{metric} < min {bound:.3f} on {len(failing)} of "
+                   f"{len(judged)} devices: {listed}{more}")
+
+
+# --- missing results and errors --------------------------------------------------------------------
+
+
+def _missing(side: str) -> Callable[[Rule, Mapping[str, Any], float], RuleResult]:
+    def judge(rule: Rule, report: Mapping[str, Any], confidence: float) -> RuleResult:
+        limit = rule.number("max_rate")
+        counts = report["counts"]
+        missing = _count(counts.get(f"missing_{side}"))
+        total = _count(counts.get("matched")) + _count(counts.get("missing_legacy")) + _count(
+            counts.get("missing_candidate"))
+        if total == 0:
+            return _missing_value(rule, f"<= {limit:.2%}", "no signal was finished")
+        rate = missing / total
+        ok = rate <= limit
+        return _result(rule, ok, rate, f"<= {limit:.2%}", f"{rate:.2%} ({missing:,} of {total:,} signals) "
+                       f"{'<=' if ok else '>'} max {limit:.2%}")
+
+    return judge
+
+
+def _outcomes(report: Mapping[str, Any], side: str) -> tuple[dict[str, int], int]:
+    section = _get(report, "errors", side)
+    outcomes = {key: _count(section.get(key)) for key in ("clustered", "unclustered", "error")} if isinstance(
+        section, dict) else {}
+    return outcomes, sum(outcomes.values())
+
+
+def _candidate_error_rate(rule: Rule, report: Mapping[str, Any], confidence: float) -> RuleResult:
+    limit = rule.number("max_rate")
+    outcomes, total = _outcomes(report, "candidate")
+    if total == 0:
+        return _missing_value(rule, f"<= {limit:.2%}", "the candidate produced no outcome")
+    errors = outcomes["error"]
+    rate = errors / total
+    low, high = wilson_interval(errors, total, confidence)
+    ok = rate <= limit
+    return _result(rule, ok, rate, f"<= {limit:.2%}", f"{rate:.2%} ({errors:,} of {total:,}; "
+                   f"{confidence:.0%} Wilson interval {low:.2%}-{high:.2%}) {'<=' if ok else '>'} max {limit:.2%}")
+
+
+def _increase(outcome: str) -> Callable[[Rule, Mapping[str, Any], float], RuleResult]:
+    def judge(rule: Rule, report: Mapping[str, Any], confidence: float) -> RuleResult:
+        margin = rule.number("max_increase")
+        condition = f"not significantly above legacy + {margin:.2%} (one-sided z-test, {confidence:.0%})"
+        legacy, legacy_total = _outcomes(report, "legacy")
+        candidate, candidate_total = _outcomes(report, "candidate")
+        if legacy_total == 0 or candidate_total == 0:
+            return _missing_value(rule, condition, "a side produced no outcome")
+        test = increase_test(legacy[outcome], legacy_total, candidate[outcome], candidate_total, margin)
+        alpha = 1.0 - confidence
+        significant = test.significant(confidence)
+        over = f" over the tolerated +{margin:.2%}" if margin else ""
+        return _result(rule, not significant, test.increase, condition,
+                       f"{test.increase * 100:+.2f} pts (legacy {test.baseline_rate:.2%} -> candidate "
+                       f"{test.candidate_rate:.2%}){over}: z {test.z:.2f}, one-sided p {_p(test.p_value)} "
+                       f"{'<' if significant else '>='} {alpha:.2f}")
+
+    return judge
+
+
+# --- latency --------------------------------------------------------------------------------------
+
+
+def _p99_ratio(rule: Rule, report: Mapping[str, Any], confidence: float) -> RuleResult:
+    limit = rule.number("max")
+    ratio = _number(_get(report, "latency_ms", "p99_ratio"))
+    if ratio is None:
+        return _missing_value(rule, f"<= {limit:.2f}", "no p99 on one side")
+    legacy, candidate = _number(_get(report, "latency_ms", "legacy", "p99")), _number(
+        _get(report, "latency_ms", "candidate", "p99"))
+    ok = ratio <= limit
+    sides = f" (candidate {candidate:.1f} ms, legacy {legacy:.1f} ms)" if legacy and candidate else ""
+    return _result(rule, ok, ratio, f"<= {limit:.2f}", f"{ratio:.2f}{sides} {'<=' if ok else '>'} max {limit:.2f}")
+
+
+def _mann_whitney(rule: Rule, report: Mapping[str, Any], confidence: float) -> RuleResult:
+    tolerance, needed = rule.number("max_effect"), int(rule.number("min_samples"))
+    alpha = 1.0 - confidence
+    condition = f"not (p < {alpha:.2f} and Cliff's delta > {tolerance:.2f})"
+    legacy = _samples(_get(report, "latency_ms", "samples", "legacy"))
+    candidate = _samples(_get(report, "latency_ms", "samples", "candidate"))
+    if legacy is None or candidate is None:
+        return _missing_value(rule, condition, "latency samples are absent or not numbers")
+    if len(legacy) < max(needed, 1) or len(candidate) < max(needed, 1):
+        return _missing_value(rule, condition, f"{len(candidate):,} candidate and {len(legacy):,} legacy "
+                              f"latency samples, {needed:,} needed on each side")
+    test = slower_test(candidate, legacy)
+    significant, large = test.significant(confidence), test.cliffs_delta > tolerance
+    effect = f"Cliff's delta {test.cliffs_delta:+.2f} {'>' if large else '<='} max {tolerance:.2f}"
+    p = f"one-sided p {_p(test.p_value)} {'<' if significant else '>='} {alpha:.2f}"
+    medians = f"medians {_median(candidate):.1f} vs {_median(legacy):.1f} ms"
+    if significant and large:
+        text = f"candidate slower: {p} and {effect} ({medians})"
+    elif significant:
+        text = f"candidate slightly slower ({p}) within tolerance: {effect} ({medians})"
+    else:
+        text = f"candidate not significantly slower: {p}; {effect} ({medians})"
+    return _result(rule, not (significant and large), test.cliffs_delta, condition, text)
+
+
+_JUDGES: dict[str, Callable[[Rule, Mapping[str, Any], float], RuleResult]] = {
+    "ari": _agreement("ari", window=False),
+    "nmi": _agreement("nmi", window=False),
+    "matched_accuracy": _agreement("matched_accuracy", window=False),
+    "window_ari": _agreement("ari", window=True),
+    "window_nmi": _agreement("nmi", window=True),
+    "window_matched_accuracy": _agreement("matched_accuracy", window=True),
+    "per_device": _per_device,
+    "missing_legacy": _missing("legacy"),
+    "missing_candidate": _missing("candidate"),
+    "candidate_error_rate": _candidate_error_rate,
+    "error_increase": _increase("error"),
+    "unclustered_increase": _increase("unclustered"),
+    "p99_ratio": _p99_ratio,
+    "latency_mann_whitney": _mann_whitney,
+}
+
+
+# --- reading the report defensively ----------------------------------------------------------------
+
+
+def _get(report: Mapping[str, Any], *path: str) -> Any:
+    node: Any = report
+    for key in path:
+        if not isinstance(node, Mapping):
+            return None
+        node = node.get(key)
+    return node
+
+
+def _number(value: Any) -> float | None:
+    """A finite number, or None: NaN, infinities and non-numbers are data the gate cannot judge."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def _samples(value: Any) -> list[float] | None:
+    if not isinstance(value, list):
+        return None
+    numbers = [_number(item) for item in value]
+    return None if any(number is None for number in numbers) else [float(n) for n in numbers if n is not None]
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def _digits(value: float, bound: float) -> tuple[str, str]:
+    """Both numbers with enough decimals that a failing value never prints equal to its bound."""
+    for places in range(3, 8):
+        shown_value, shown_bound = f"{value:.{places}f}", f"{bound:.{places}f}"
+        if (shown_value == shown_bound) == (value == bound):
+            break
+    return shown_value, shown_bound
+
+
+def _p(p_value: float) -> str:
+    return "< 0.0001" if p_value < 1e-4 else f"{p_value:.4f}"
