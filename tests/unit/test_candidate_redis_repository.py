@@ -55,7 +55,7 @@ def test_a_batch_is_written_in_one_transaction(redis_client: redis.Redis, monkey
             executed.append(len(pipe.command_stack))
             return real_execute()
 
-        pipe.execute = execute  # type: ignore[method-assign]
+        pipe.execute = execute
         return pipe
 
     monkeypatch.setattr(redis_client, "pipeline", counting_pipeline)

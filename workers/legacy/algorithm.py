@@ -27,7 +27,9 @@ Vector = npt.NDArray[np.float64]
 def smooth(samples: npt.NDArray[np.float32], window: int = WINDOW_SIZE) -> Vector:
     """Mean of each non-overlapping window; the last, partial window is averaged over what it has."""
     x = samples.astype(np.float64)
-    return np.array([x[start : start + window].mean() for start in range(0, len(x), window)])
+    starts = np.arange(0, len(x), window)
+    sizes = np.diff(np.append(starts, len(x)))
+    return np.add.reduceat(x, starts) / sizes
 
 
 def noise_score(deviation: Vector) -> float:
