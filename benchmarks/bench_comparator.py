@@ -217,7 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ratio = pairs_per_s / raw_pairs_per_s
     check = "ok" if counts["matched"] == args.pairs and at_scale["matched"] == args.report_pairs else "WRONG"
     print()
-    print(f"{'figure':<34} {'value':>14}  target")
+    print(f"{'figure':<42} {'value':>14}  target")
     rows = [
         ("raw XREAD drain, pairs/s", f"{raw_pairs_per_s:,.0f}", ""),
         ("comparator service, pairs/s", f"{pairs_per_s:,.0f}", f">= {TARGET_PAIRS_PER_S:,.0f}"),
@@ -233,7 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("ARI at that size", f"{at_scale['ari']:.4f}", ""),
     ]
     for name, value, target in rows:
-        print(f"{name:<34} {value:>14}  {target}")
+        print(f"{name:<42} {value:>14}  {target}")
     met = (pairs_per_s >= TARGET_PAIRS_PER_S and ratio >= TARGET_RATIO
            and at_scale["report_ms"] <= TARGET_REPORT_MS)
     print(f"\ntargets: {'met' if met else 'MISSED'}")

@@ -123,6 +123,13 @@ class Table:
     def n(self) -> int:
         return int(self.counts.sum())
 
+    def without_cell(self, row: int | None, col: int | None) -> Table:
+        """The table less one cell: e.g. (default, default), to judge the anomalies alone."""
+        if row is None or col is None:
+            return self
+        keep = ~((self.rows == row) & (self.cols == col))
+        return Table(self.rows[keep], self.cols[keep], self.counts[keep])
+
     @cached_property
     def margins(self) -> tuple[Ints, Ints, Ints, Ints]:
         """(row codes, row sums, column codes, column sums), non-empty ones only, sorted by code."""

@@ -14,6 +14,7 @@ from harness.comparator.join import MASK, SLOTS, Entry, JoinBuffer, Slot
 from harness.comparator.latency import LatencyHistogram
 from harness.comparator.pairs import ERROR, PairStats
 from harness.comparator.reservoir import DEFAULT_CAPACITY, Reservoir
+from harness.contracts import DEFAULT_LABEL
 from harness.report.schema import build_report
 
 PRIMARY_SIDES = ("legacy", "candidate")
@@ -235,6 +236,10 @@ class ComparatorState:
             "legacy_clusters": int(table.margins[0].size),
             "candidate_clusters": int(table.margins[2].size),
             "window": {"size": self._primary.window.size, **agreement.summary(window_table)},
+            # The default cluster holds most pairs of signals and dominates ARI; this scope leaves
+            # out the pairs both sides called default, so disagreement on anomalies shows.
+            "anomalies": {"default_label": DEFAULT_LABEL, **agreement.summary(table.without_cell(
+                self._labels[0].get(DEFAULT_LABEL), self._labels[1].get(DEFAULT_LABEL)))},
             "truth": self._primary.truth_section(),
             "per_device": {device_names[code]: agreement.summary(t) for code, t in device_tables},
             "devices": device_count,

@@ -93,6 +93,8 @@ def _agreement_rows(agreement: Mapping[str, Any]) -> list[list[str]]:
 
     window = agreement["window"]
     rows = [row("all pairs", agreement), row(f"last {window['size']:,} pairs", window)]
+    if agreement.get("anomalies"):
+        rows.append(row("anomalies only", agreement["anomalies"]))
     truth = agreement.get("truth")
     if truth:
         rows.append(["truth vs legacy", fmt(truth["pairs"]), fmt(truth["legacy_ari"]), fmt(truth["legacy_nmi"]),
