@@ -84,7 +84,7 @@ def run_demo(plan: DemoPlan, on_progress: Callable[[Progress], None] | None = No
             step(supervisor, client)
     finally:
         supervisor.stop_all()
-    report = live_report(client, replica="legacy-replica" if plan.aa else None)
+    report = live_report(client)
     if report is None:
         raise DemoError(f"the comparator saved no state; see its log in {plan.log_dir}")
     return report

@@ -43,12 +43,12 @@ def _force_reason(force_flag: bool, why: str | None) -> str | None:
 
 def live_gate(client: redis.Redis, policy: Path) -> GateOutcome:
     """Judge the live comparison in Redis against a policy file."""
-    from harness.comparator.service import live_report
+    from harness.cli.gate_cmd import live_report
     from harness.gate import judge, load_policy
 
-    report = live_report(client)
+    report, problem = live_report(client, "--redis-url")
     if report is None:
-        return GateOutcome("fail", "no comparison in Redis (is `harness comparator` running?)")
+        return GateOutcome("fail", problem or "no comparison in Redis")
     result = judge(report, load_policy(policy))
     failed = [rule.name for rule in result.rules if rule.outcome == "FAIL"]
     summary = f"{len(result.rules)} rules" + (f", failed: {', '.join(failed)}" if failed else "")

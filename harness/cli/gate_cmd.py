@@ -6,7 +6,6 @@ import json
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -35,8 +34,8 @@ path_type = click.Path(dir_okay=False, path_type=Path)
 
 
 @click.command("gate")
-@options.option("--policy", envvar="HARNESS_GATE_POLICY", required=True, type=path_type,
-                help="TOML policy file (see policies/default.toml and docs/gate.md).")
+@options.option("--policy", envvar="HARNESS_GATE_POLICY", default=None, type=path_type,
+                help="TOML policy file (see policies/default.toml and docs/gate.md). Required.")
 @options.redis_url
 @options.option("--report", "report_path", envvar="HARNESS_GATE_REPORT", default=None, type=path_type,
                 help="Judge a saved harness.report/1 JSON file instead of the live comparison in Redis.")
@@ -53,7 +52,7 @@ path_type = click.Path(dir_okay=False, path_type=Path)
 @options.option("--json", "as_json", envvar="HARNESS_GATE_JSON", is_flag=True, default=False,
                 help="Print the verdict as JSON (harness.gate/1) instead of text.")
 def gate_command(
-    policy: Path, redis_url: str, report_path: Path | None, backtest_path: Path | None, candidate: str,
+    policy: Path | None, redis_url: str, report_path: Path | None, backtest_path: Path | None, candidate: str,
     candidate_env: tuple[str, ...], batch_size: int, junit_path: Path | None, markdown_path: Path | None,
     as_json: bool,
 ) -> None:
@@ -66,9 +65,12 @@ def gate_command(
     from harness.gate import judge, load_policy, unusable
     from harness.gate.verdict import terminal_lines, to_json_text, to_junit, to_markdown
 
-    loaded = load_policy(policy)
+    # exit 1, not click's usage exit 2: a gate that cannot run must never look inconclusive
+    if policy is None:
+        raise click.ClickException("give --policy FILE (or HARNESS_GATE_POLICY): the gate needs a policy")
     if report_path is not None and backtest_path is not None:
-        raise click.UsageError("give --report FILE or --backtest FILE, not both")
+        raise click.ClickException("give --report FILE or --backtest FILE, not both")
+    loaded = load_policy(policy)
     threshold_candidate: str | None = None
     threshold_env: dict[str, str] | None = None
     if report_path is not None:
@@ -112,29 +114,30 @@ def _saved_report(path: Path) -> tuple[dict[str, Any] | None, str | None]:
 
 
 def _live_report(redis_url: str) -> tuple[dict[str, Any] | None, str | None]:
-    from harness.comparator.service import STATE_KEY, SUMMARY_KEY, produced_count
-    from harness.comparator.state import ComparatorState
-
-    where = _redacted(redis_url)
     client = redis.Redis.from_url(redis_url)
     try:
-        saved = client.get(STATE_KEY)
-        if not saved:
-            return None, f"no comparison in Redis at {where}: run `harness comparator` first"
-        try:
-            state = ComparatorState.from_bytes(saved)
-        except (ValueError, KeyError, TypeError) as exc:
-            return None, f"the comparison in Redis at {where} is unreadable: {exc}"
-        updated_ms = client.hget(SUMMARY_KEY, "updated_ms")
-        generated_at = None
-        if updated_ms is not None:  # the last checkpoint, so a comparator that died shows as stale
-            stamp = datetime.fromtimestamp(float(updated_ms) / 1000.0, UTC)
-            generated_at = stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        return state.report(produced_count(client), generated_at=generated_at), None
-    except redis.RedisError as exc:
-        return None, f"cannot read the comparison from Redis at {where}: {exc}"
+        return live_report(client, _redacted(redis_url))
     finally:
         client.close()
+
+
+def live_report(client: redis.Redis, where: str) -> tuple[dict[str, Any] | None, str | None]:
+    """(report, None) from the comparison kept in Redis, or (None, why not) in one line.
+
+    The report is dated by the comparator's last checkpoint, so a comparator that died shows as stale.
+    """
+    from harness.comparator.service import live_report as read_live_report
+
+    try:
+        try:
+            report = read_live_report(client)
+        except (ValueError, KeyError, TypeError) as exc:
+            return None, f"the comparison in Redis at {where} is unreadable: {exc}"
+        if report is None:
+            return None, f"no comparison in Redis at {where}: run `harness comparator` first"
+        return report, None
+    except redis.RedisError as exc:
+        return None, f"cannot read the comparison from Redis at {where}: {exc}"
 
 
 def _backtest_report(path: Path, candidate: str, env: dict[str, str], size: int

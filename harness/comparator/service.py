@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import msgpack
@@ -77,14 +78,24 @@ def produced_count(client: redis.Redis) -> int | None:
     return int(value) if value is not None else None
 
 
-def live_report(client: redis.Redis, replica: str | None = None) -> dict[str, Any] | None:
-    """The harness.report/1 report of the comparison kept in Redis (None if there is none yet)."""
+def live_report(client: redis.Redis) -> dict[str, Any] | None:
+    """The harness.report/1 report of the comparison kept in Redis (None if there is none yet).
+
+    It is dated by the comparator's last checkpoint, so a comparator that died shows as stale.
+    Raises ValueError when the saved state is unreadable.
+    """
     from harness.cutover.status import production_summary
 
-    if not client.exists(STATE_KEY):
+    saved = client.get(STATE_KEY)
+    if not saved:
         return None
-    report = load_state(client, ComparatorSettings(feeds=default_feeds(replica=replica))).report(
-        produced_count(client))
+    state = ComparatorState.from_bytes(saved)
+    updated_ms = client.hget(SUMMARY_KEY, "updated_ms")
+    generated_at = None
+    if updated_ms is not None:
+        stamp = datetime.fromtimestamp(float(updated_ms) / 1000.0, UTC)
+        generated_at = stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    report = state.report(produced_count(client), generated_at=generated_at)
     report["cutover"] = production_summary(client)
     return report
 

@@ -22,15 +22,14 @@ class PolicyError(ValueError):
 
 
 def _unit(value: Any) -> float:
-    """A number in [0, 1]."""
-    number = _number(value)
+    number = _number(value, "a number in [0, 1]")
     if not 0.0 <= number <= 1.0:
         raise ValueError("a number in [0, 1]")
     return number
 
 
 def _positive(value: Any) -> float:
-    number = _number(value)
+    number = _number(value, "a number > 0")
     if not number > 0:
         raise ValueError("a number > 0")
     return number
@@ -48,9 +47,9 @@ def _metric(value: Any) -> str:
     return str(value)
 
 
-def _number(value: Any) -> float:
+def _number(value: Any, expected: str) -> float:
     if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
-        raise ValueError("a number")
+        raise ValueError(expected)
     return float(value)
 
 
@@ -61,11 +60,11 @@ class Param:
     meaning: str
 
 
-def _agreement(default: float, scope: str) -> dict[str, Param]:
-    return {
-        "min": Param(default, _unit, f"lowest accepted value {scope}"),
-        "noise_margin": Param(None, _unit, "when the report has a noise floor: min = noise_floor.<metric> - margin"),
-    }
+def _agreement(default: float, scope: str, relative: bool = True) -> dict[str, Param]:
+    params = {"min": Param(default, _unit, f"lowest accepted value {scope}")}
+    if relative:
+        params["noise_margin"] = Param(None, _unit, "with a noise floor in the report: min = noise_floor - margin")
+    return params
 
 
 # Every rule the gate knows, in the order it is reported, with its parameters and their defaults.
@@ -76,6 +75,9 @@ RULES: dict[str, dict[str, Param]] = {
     "window_ari": _agreement(0.95, "over the recent window"),
     "window_nmi": _agreement(0.95, "over the recent window"),
     "window_matched_accuracy": _agreement(0.95, "over the recent window"),
+    "anomalies_ari": _agreement(0.95, "without the pairs both sides called default", relative=False),
+    "anomalies_nmi": _agreement(0.95, "without the pairs both sides called default", relative=False),
+    "anomalies_matched_accuracy": _agreement(0.95, "without the pairs both sides called default", relative=False),
     "per_device": {
         "metric": Param("ari", _metric, "agreement metric judged per device"),
         "min": Param(0.98, _unit, "lowest accepted value on any judged device"),

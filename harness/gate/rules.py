@@ -48,13 +48,15 @@ def _missing_value(rule: Rule, condition: str, what: str) -> RuleResult:
 # --- agreement ------------------------------------------------------------------------------------
 
 
-def _agreement(metric: str, window: bool) -> Callable[[Rule, Mapping[str, Any], float], RuleResult]:
+def _agreement(metric: str, scope: str | None = None) -> Callable[[Rule, Mapping[str, Any], float], RuleResult]:
+    """`scope`: None for the whole run, or a sub-section of `agreement` ("window", "anomalies")."""
+
     def judge(rule: Rule, report: Mapping[str, Any], confidence: float) -> RuleResult:
-        path = ("agreement", "window", metric) if window else ("agreement", metric)
+        path = ("agreement", scope, metric) if scope else ("agreement", metric)
         value = _number(_get(report, *path))
         bound = rule.number("min")
         how = "min {bound}"
-        margin = rule.optional_number("noise_margin")
+        margin = rule.optional_number("noise_margin") if "noise_margin" in rule.params else None
         floor = _number(_get(report, "noise_floor", metric))
         if margin is not None and floor is not None:
             bound = floor - margin
@@ -149,8 +151,8 @@ def _increase(outcome: str) -> Callable[[Rule, Mapping[str, Any], float], RuleRe
         over = f" over the tolerated +{margin:.2%}" if margin else ""
         return _result(rule, not significant, test.increase, condition,
                        f"{test.increase * 100:+.2f} pts (legacy {test.baseline_rate:.2%} -> candidate "
-                       f"{test.candidate_rate:.2%}){over}: z {test.z:.2f}, one-sided p {_p(test.p_value)} "
-                       f"{'<' if significant else '>='} {alpha:.2f}")
+                       f"{test.candidate_rate:.2%}){over}: z {test.z:.2f}, one-sided {_p(test.p_value)}, "
+                       f"{'significant' if significant else 'not significant'} at alpha {alpha:.2f}")
 
     return judge
 
@@ -184,24 +186,27 @@ def _mann_whitney(rule: Rule, report: Mapping[str, Any], confidence: float) -> R
     test = slower_test(candidate, legacy)
     significant, large = test.significant(confidence), test.cliffs_delta > tolerance
     effect = f"Cliff's delta {test.cliffs_delta:+.2f} {'>' if large else '<='} max {tolerance:.2f}"
-    p = f"one-sided p {_p(test.p_value)} {'<' if significant else '>='} {alpha:.2f}"
+    p = f"(one-sided {_p(test.p_value)}, alpha {alpha:.2f})"
     medians = f"medians {_median(candidate):.1f} vs {_median(legacy):.1f} ms"
     if significant and large:
-        text = f"candidate slower: {p} and {effect} ({medians})"
+        text = f"candidate slower {p} and {effect}; {medians}"
     elif significant:
-        text = f"candidate slightly slower ({p}) within tolerance: {effect} ({medians})"
+        text = f"candidate slower {p} but within tolerance: {effect}; {medians}"
     else:
-        text = f"candidate not significantly slower: {p}; {effect} ({medians})"
+        text = f"candidate not significantly slower {p}; {effect}; {medians}"
     return _result(rule, not (significant and large), test.cliffs_delta, condition, text)
 
 
 _JUDGES: dict[str, Callable[[Rule, Mapping[str, Any], float], RuleResult]] = {
-    "ari": _agreement("ari", window=False),
-    "nmi": _agreement("nmi", window=False),
-    "matched_accuracy": _agreement("matched_accuracy", window=False),
-    "window_ari": _agreement("ari", window=True),
-    "window_nmi": _agreement("nmi", window=True),
-    "window_matched_accuracy": _agreement("matched_accuracy", window=True),
+    "ari": _agreement("ari"),
+    "nmi": _agreement("nmi"),
+    "matched_accuracy": _agreement("matched_accuracy"),
+    "window_ari": _agreement("ari", "window"),
+    "window_nmi": _agreement("nmi", "window"),
+    "window_matched_accuracy": _agreement("matched_accuracy", "window"),
+    "anomalies_ari": _agreement("ari", "anomalies"),
+    "anomalies_nmi": _agreement("nmi", "anomalies"),
+    "anomalies_matched_accuracy": _agreement("matched_accuracy", "anomalies"),
     "per_device": _per_device,
     "missing_legacy": _missing("legacy"),
     "missing_candidate": _missing("candidate"),
@@ -259,4 +264,4 @@ def _digits(value: float, bound: float) -> tuple[str, str]:
 
 
 def _p(p_value: float) -> str:
-    return "< 0.0001" if p_value < 1e-4 else f"{p_value:.4f}"
+    return "p < 0.0001" if p_value < 1e-4 else f"p {p_value:.4f}"

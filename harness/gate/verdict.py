@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 GATE_SCHEMA = "harness.gate/1"
+MAX_NAMED_FAILURES = 6  # failed rules named in the one-line summary; every rule has its own line anyway
 
 
 class Outcome(StrEnum):
@@ -75,10 +77,11 @@ class GateResult:
             return f"gate {self.verdict.upper()}: {self.problem}"
         failed = self.failed()
         if failed:
-            critical = [rule.name for rule in failed if rule.critical]
-            names = ", ".join(rule.name for rule in failed)
-            flag = f" (critical: {', '.join(critical)})" if critical else ""
-            return f"gate FAIL: {len(failed)} of {len(self.rules)} rules failed: {names}{flag}"
+            names = ", ".join(rule.name for rule in failed[:MAX_NAMED_FAILURES])
+            more = f" and {len(failed) - MAX_NAMED_FAILURES} more" if len(failed) > MAX_NAMED_FAILURES else ""
+            critical = sum(rule.critical for rule in failed)
+            flag = f" ({critical} critical)" if critical else ""
+            return f"gate FAIL: {len(failed)} of {len(self.rules)} rules failed{flag}: {names}{more}"
         if self.verdict == Verdict.INCONCLUSIVE:
             return "gate INCONCLUSIVE: not enough matched pairs to judge; run longer"
         return f"gate PASS: {len(self.rules)} rules at {self.confidence:.0%} confidence"
@@ -123,12 +126,16 @@ def to_json(result: GateResult) -> dict[str, Any]:
         "source": result.source,
         "policy": result.policy,
         "rules": [
-            {"name": rule.name, "outcome": str(rule.outcome), "measured": rule.measured,
+            {"name": rule.name, "outcome": str(rule.outcome), "measured": _finite(rule.measured),
              "condition": rule.condition, "text": rule.text, "critical": rule.critical, "muted": rule.muted,
              "counted": result.counts(rule), "line": result.line(rule)}
             for rule in result.rules
         ],
     }
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
 
 
 def to_json_text(result: GateResult) -> str:

@@ -141,7 +141,7 @@ def test_failing_gate_refuses_the_cutover(redis_url: str, redis_client: redis.Re
     comparator = harness("comparator", "--redis-url", redis_url, "--exit-when-idle", "1")
     assert comparator.returncode == 0, comparator.stderr
     strict = tmp_path / "strict.toml"
-    strict.write_text("[rules]\nmin_pairs = 100000\n")  # far more pairs than exist: not a pass
+    strict.write_text("[gate]\nmin_pairs = 100000\n")  # far more pairs than exist: not a pass
     refused = harness("cutover", "--redis-url", redis_url, "--policy", str(strict))
     assert refused.returncode == 1
     assert "cutover refused" in refused.stderr

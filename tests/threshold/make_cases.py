@@ -56,10 +56,10 @@ def _glitch(rng: np.random.Generator, level: float) -> Wave:
 
 
 def _spike(rng: np.random.Generator, level: float) -> Wave:
+    """A damped oscillation after a switching event; it starts on a smoothing-window boundary."""
     wave = _normal(rng, level)
-    start = 90 + int(rng.integers(-3, 4))
     t = np.arange(12, dtype=np.float64)
-    wave[start : start + 12] += 180.0 * np.exp(-t / 6.0) * np.cos(2 * np.pi * 0.05 * t)
+    wave[90:102] += (180.0 + rng.uniform(-5.0, 5.0)) * np.exp(-t / 6.0) * np.cos(2 * np.pi * 0.05 * t)
     return wave
 
 

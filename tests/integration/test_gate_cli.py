@@ -1,0 +1,215 @@
+"""`harness gate` end to end: backtests, saved reports and the live comparison in a real Redis."""
+
+from __future__ import annotations
+
+import json
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+import redis
+from click.testing import CliRunner, Result
+
+from harness.backtest import InProcessWorker
+from harness.cli.main import cli
+from harness.comparator.service import STATE_KEY, SUMMARY_KEY
+from harness.contracts import SignalClustered, encode_clustered
+from harness.gate import RULES
+from harness.producer.files import write_signals
+from harness.producer.synthetic import generate_signals
+from harness.transport import keys
+from tests.support.processes import start_harness
+
+ROOT = Path(__file__).resolve().parents[2]
+POLICY = ROOT / "policies" / "default.toml"
+THRESHOLD_CASES = 10
+ALL_RULES = 1 + len(RULES) + THRESHOLD_CASES  # matched_pairs, every policy rule, one per threshold case
+
+
+@pytest.fixture(scope="module")
+def signals_5k(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("signals") / "signals.parquet"
+    write_signals(path, generate_signals(5_000, seed=7))
+    return path
+
+
+def gate(*args: str) -> Result:
+    return CliRunner().invoke(cli, ["gate", "--policy", str(POLICY), *args])
+
+
+def failed_rules(output: str) -> set[str]:
+    return {line.strip().split(" ")[0] for line in output.splitlines()
+            if line.startswith("  ") and ": FAIL" in line}
+
+
+def test_default_candidate_passes_the_default_policy_on_a_5000_signal_backtest(
+        signals_5k: Path, tmp_path: Path) -> None:
+    junit, markdown = tmp_path / "gate.xml", tmp_path / "gate.md"
+    result = gate("--backtest", str(signals_5k), "--junit", str(junit), "--markdown", str(markdown))
+    assert result.exit_code == 0, result.output
+    assert "  matched_pairs 5,000 >= min 1,000: PASS" in result.output
+    assert f"gate PASS: {ALL_RULES} rules at 95% confidence" in result.output
+    cases = ET.parse(junit).getroot().findall("./testsuite/testcase")
+    assert len(cases) == ALL_RULES
+    assert {case.get("name") for case in cases} >= {"matched_pairs", *RULES, "threshold:negative-glitches"}
+    assert all(case.find("failure") is None for case in cases)
+    assert markdown.read_text().startswith("## Gate: PASS")
+
+
+def test_a_mean_centroid_candidate_fails_on_agreement(signals_5k: Path) -> None:
+    result = gate("--backtest", str(signals_5k), "--candidate-env", "HARNESS_CANDIDATE_CENTROID=mean")
+    assert result.exit_code == 1, result.output
+    failed = failed_rules(result.output)
+    assert {"nmi", "matched_accuracy", "anomalies_ari"} <= failed
+    assert not failed & {"candidate_error_rate", "error_increase", "missing_candidate"}
+    assert "gate FAIL:" in result.output
+
+
+def test_a_candidate_raising_on_negative_voltages_fails_on_errors_naming_the_rule(
+        signals_5k: Path, tmp_path: Path) -> None:
+    junit = tmp_path / "gate.xml"
+    result = gate("--backtest", str(signals_5k), "--candidate", "tests.support.algorithms:raises_on_negative",
+                  "--junit", str(junit))
+    assert result.exit_code == 1, result.output
+    assert {"candidate_error_rate", "error_increase", "threshold:negative-glitches"} <= failed_rules(result.output)
+    error_line = next(line for line in result.output.splitlines() if line.startswith("  error_increase "))
+    assert error_line.endswith("significant at alpha 0.05: FAIL (critical)")
+    failures = {case.get("name") for case in ET.parse(junit).getroot().iter("testcase")
+                if case.find("failure") is not None}
+    assert {"candidate_error_rate", "error_increase"} <= failures
+
+
+def test_too_few_pairs_is_inconclusive_with_exit_code_2(tmp_path: Path) -> None:
+    path = tmp_path / "few.jsonl"
+    write_signals(path, generate_signals(200, seed=3, samples=200))
+    result = gate("--backtest", str(path), "--json")
+    assert result.exit_code == 2, result.output
+    document = json.loads(result.stdout)
+    assert document["verdict"] == "inconclusive" and document["exit_code"] == 2
+    assert document["rules"][0]["line"] == "matched_pairs 200 < min 1,000: INCONCLUSIVE"
+
+
+def test_a_saved_report_can_be_judged(tmp_path: Path) -> None:
+    path, report = tmp_path / "signals.jsonl", tmp_path / "report.json"
+    write_signals(path, generate_signals(1_200, seed=4, samples=300))
+    backtest = CliRunner().invoke(cli, ["backtest", "--signals", str(path), "--report-json", str(report)])
+    assert backtest.exit_code == 0, backtest.output
+    assert "backtest: 1,200 signals through both workers" in backtest.stderr
+    result = gate("--report", str(report), "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["source"] == f"report {report}"
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (None, "gate FAIL: report {path} does not exist"),
+    ("{not json", "gate FAIL: report {path} is corrupt: the report is not valid JSON"),
+    ('{"schema": "harness.report/1", "generated_at": "2024-01-01T00:00:00Z"}',
+     "gate FAIL: report {path} is corrupt: the report has no 'counts' section"),
+])  # fmt: skip
+def test_a_missing_or_corrupt_report_fails_with_one_clear_line(tmp_path: Path, content: str | None,
+                                                               message: str) -> None:
+    path = tmp_path / "report.json"
+    if content is not None:
+        path.write_text(content)
+    junit = tmp_path / "gate.xml"
+    result = gate("--report", str(path), "--junit", str(junit))
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(message.format(path=path))
+    (case,) = ET.parse(junit).getroot().iter("testcase")
+    assert case.get("name") == "report" and case.find("failure") is not None
+
+
+def test_a_stale_report_fails(tmp_path: Path) -> None:
+    path, report = tmp_path / "signals.jsonl", tmp_path / "report.json"
+    write_signals(path, generate_signals(1_100, seed=4, samples=200))
+    assert CliRunner().invoke(cli, ["backtest", "--signals", str(path), "--report-json", str(report)]).exit_code == 0
+    document = json.loads(report.read_text())
+    document["generated_at"] = "2020-01-01T00:00:00.000Z"
+    report.write_text(json.dumps(document))
+    result = gate("--report", str(report))
+    assert result.exit_code == 1
+    assert "the report is stale: generated 2020-01-01T00:00:00.000Z" in result.output
+
+
+def test_a_bad_policy_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text("[rules.ari]\nmin = 'high'\n")
+    result = CliRunner().invoke(cli, ["gate", "--policy", str(policy), "--report", "r.json"])
+    assert result.exit_code == 1
+    assert result.output.strip() == (f"Error: policy {policy}: rules.ari.min must be a number in [0, 1], "
+                                     "got 'high'")
+
+
+def test_a_gate_that_cannot_run_exits_1_never_2() -> None:
+    both = gate("--report", "a.json", "--backtest", "b.parquet")
+    assert both.exit_code == 1 and "not both" in both.output
+    no_policy = CliRunner().invoke(cli, ["gate", "--report", "a.json"])
+    assert no_policy.exit_code == 1 and "the gate needs a policy" in no_policy.output
+
+
+# --- the live comparison -----------------------------------------------------------------------------
+
+
+def publish_results(client: redis.Redis, count: int) -> None:
+    """What legacy and candidate workers would have written for `count` signals."""
+    signals = list(generate_signals(count, seed=9, samples=300))
+    pipe = client.pipeline(transaction=False)
+    for name, latency_ms in (("legacy", 40.0), ("candidate", 12.0)):
+        worker = InProcessWorker.load(name)
+        for index, (signal, assignment) in enumerate(zip(signals, worker.assign(signals), strict=True)):
+            entered = 1.7e12 + index * 10.0
+            result = SignalClustered(
+                signal_id=signal.signal_id, worker=name, model_version=worker.algorithm.model_version,
+                outcome=assignment.outcome, label=assignment.label, is_new_cluster=assignment.is_new_cluster,
+                entered_at_ms=entered, published_at_ms=entered + latency_ms + index % 7, processing_ms=1.0,
+                device_id=signal.meta.device_id, true_kind=signal.meta.true_kind,
+            )
+            pipe.xadd(keys.results_stream(name), {keys.PAYLOAD_FIELD: encode_clustered(result)})
+    pipe.execute()
+
+
+def test_the_live_comparison_in_redis_is_judged(redis_url: str, redis_client: redis.Redis,
+                                               tmp_path: Path) -> None:
+    publish_results(redis_client, 1_200)
+    comparator = start_harness(["comparator", "--redis-url", redis_url, "--checkpoint", "0.2",
+                                "--exit-when-idle", "1"], log=tmp_path / "comparator.log")
+    assert comparator.wait(timeout=60) == 0, (tmp_path / "comparator.log").read_text()
+    result = gate("--redis-url", redis_url)
+    assert result.exit_code == 0, result.output
+    assert "  matched_pairs 1,200 >= min 1,000: PASS" in result.output
+    assert f"gate PASS: {ALL_RULES} rules" in result.output
+
+
+def test_a_comparator_that_stopped_checkpointing_long_ago_is_stale(redis_url: str, redis_client: redis.Redis,
+                                                                   tmp_path: Path) -> None:
+    publish_results(redis_client, 1_050)
+    comparator = start_harness(["comparator", "--redis-url", redis_url, "--exit-when-idle", "0.5"],
+                               log=tmp_path / "comparator.log")
+    assert comparator.wait(timeout=60) == 0, (tmp_path / "comparator.log").read_text()
+    two_hours_ago_ms = (time.time() - 7_200) * 1000.0
+    redis_client.hset(SUMMARY_KEY, "updated_ms", str(two_hours_ago_ms))
+    result = gate("--redis-url", redis_url)
+    assert result.exit_code == 1
+    assert "the report is stale" in result.output and "at most 3,600 s (gate.max_age_s)" in result.output
+
+
+def test_an_unreadable_comparison_in_redis_fails_closed(redis_url: str, redis_client: redis.Redis) -> None:
+    redis_client.set(STATE_KEY, b"\x00not a checkpoint")
+    result = gate("--redis-url", redis_url)
+    assert result.exit_code == 1
+    assert result.output.startswith(f"gate FAIL: the comparison in Redis at {redis_url} is unreadable")
+
+
+def test_no_comparison_in_redis_fails_closed(redis_url: str) -> None:
+    result = gate("--redis-url", redis_url)
+    assert result.exit_code == 1
+    assert result.output.strip() == (f"gate FAIL: no comparison in Redis at {redis_url}: "
+                                     "run `harness comparator` first")
+
+
+def test_an_unreachable_redis_fails_closed() -> None:
+    result = gate("--redis-url", "redis://127.0.0.1:1/0")
+    assert result.exit_code == 1
+    assert result.output.startswith("gate FAIL: cannot read the comparison from Redis at redis://127.0.0.1:1/0")

@@ -1,0 +1,78 @@
+"""Backtests: legacy and a candidate in-process, no Redis, compared into a harness.report/1 report."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from harness.backtest import InProcessWorker, parse_env_pairs, run_backtest
+from harness.clustering import Assignment
+from harness.contracts import SignalReceived
+from harness.producer.synthetic import generate_signals
+from harness.report.schema import validate_report
+
+SIGNALS = list(generate_signals(1_200, seed=5))
+
+
+def deterministic_part(report: dict[str, object]) -> dict[str, object]:
+    return {key: report[key] for key in ("counts", "agreement", "errors")}
+
+
+def test_the_report_follows_the_report_schema_and_counts_every_signal() -> None:
+    result = run_backtest(SIGNALS, batch_size=300)
+    report = validate_report(result.report)
+    assert report["counts"]["produced"] == result.signals == 1_200
+    assert report["counts"]["matched"] == 1_200
+    assert report["counts"]["missing_legacy"] == report["counts"]["missing_candidate"] == 0
+    assert len(report["latency_ms"]["samples"]["legacy"]) == 1_200
+    assert result.signals_per_s > 0 and result.legacy_seconds > 0 and result.candidate_seconds > 0
+
+
+def test_two_backtests_of_the_same_file_agree_exactly() -> None:
+    first = run_backtest(SIGNALS, batch_size=250)
+    second = run_backtest(iter(SIGNALS), batch_size=250)
+    assert deterministic_part(first.report) == deterministic_part(second.report)
+
+
+def test_the_default_candidate_agrees_with_legacy() -> None:
+    agreement = run_backtest(SIGNALS).report["agreement"]
+    assert agreement["ari"] == 1.0 and agreement["matched_accuracy"] == 1.0
+
+
+def test_candidate_hyperparameters_come_from_its_environment() -> None:
+    report = run_backtest(SIGNALS, candidate_env={"HARNESS_CANDIDATE_NEGATIVE_VOLTAGE": "reject"}).report
+    declined = report["errors"]["candidate"]["unclustered"]
+    assert declined > 0 and report["errors"]["unclustered_only_candidate"] == declined
+
+
+def test_a_candidate_that_raises_gets_an_error_per_failing_signal_not_per_batch() -> None:
+    report = run_backtest(SIGNALS, candidate="tests.support.algorithms:raises_on_negative").report
+    negatives = sum(1 for s in SIGNALS if float(s.samples.min()) < 0)
+    assert 0 < negatives < len(SIGNALS)
+    assert report["errors"]["candidate"]["error"] == negatives
+    assert report["errors"]["by_type"]["ValueError"]["only_candidate"] == negatives
+
+
+class WrongCount:
+    model_version = "wrong-count"
+
+    def assign_batch(self, signals: Sequence[SignalReceived]) -> list[Assignment]:
+        return [Assignment.clustered("x")] if len(signals) > 1 else [Assignment.clustered("x")] * len(signals)
+
+
+def test_an_algorithm_returning_the_wrong_number_of_assignments_is_retried_per_signal() -> None:
+    worker = InProcessWorker("candidate", WrongCount())
+    assert worker.assign(SIGNALS[:5]) == [Assignment.clustered("x")] * 5
+
+
+def test_progress_is_reported_after_every_batch() -> None:
+    seen: list[int] = []
+    run_backtest(SIGNALS[:700], batch_size=300, on_batch=seen.append)
+    assert seen == [300, 600, 700]
+
+
+def test_environment_pairs_are_key_equals_value() -> None:
+    assert parse_env_pairs(["A=1", "B=x=y", "C="]) == {"A": "1", "B": "x=y", "C": ""}
+    with pytest.raises(ValueError, match="not KEY=VALUE"):
+        parse_env_pairs(["A"])
