@@ -7,6 +7,7 @@ re-reads its pending (unacked) results, which the checkpoint has not counted yet
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import time
@@ -103,10 +104,12 @@ def live_report(client: redis.Redis) -> dict[str, Any] | None:
 class ComparatorService:
     def __init__(self, client: redis.Redis, settings: ComparatorSettings) -> None:
         self._client = client
+        # A second connection whose stream replies skip redis-py's per-entry dict building.
+        self._reader = redis.Redis(connection_pool=client.connection_pool)
+        self._reader.set_response_callback("XREADGROUP", lambda response, **_: response)
         self._settings = settings
         self._by_stream = {feed.stream: feed for feed in settings.feeds}
         self._cursors: dict[str, str] = {}
-        self._unacked: dict[str, list[bytes]] = {feed.stream: [] for feed in settings.feeds}
         self._stopping = False
         self.state = load_state(client, settings)
 
@@ -114,84 +117,79 @@ class ComparatorService:
         self._stopping = True
 
     def run(self) -> ComparatorState:
-        for feed in self._settings.feeds:
-            ensure_group(self._client, feed.stream, self._settings.group, "0")
-            self._cursors[feed.stream] = "0"  # pending first: read but not counted in the checkpoint
+        self.rewind()
+        # Decoded results are short-lived; collecting the long-lived startup objects again and
+        # again costs more than the comparison itself.
+        gc.freeze()
+        gc.set_threshold(50_000, 20, 100)
         last_checkpoint = time.monotonic()
         idle_since: float | None = None
+        read_since_checkpoint = 0
         while not self._stopping:
             got = self.poll_once()
+            read_since_checkpoint += got
             now = time.monotonic()
             idle_since = None if got else idle_since or now
-            if now - last_checkpoint >= self._settings.checkpoint_s or sum(map(len, self._unacked.values())) > 50_000:
+            if now - last_checkpoint >= self._settings.checkpoint_s or read_since_checkpoint > 100_000:
                 self.checkpoint()
-                last_checkpoint = now
+                last_checkpoint, read_since_checkpoint = now, 0
             limit = self._settings.exit_when_idle_s
             if limit is not None and idle_since is not None and now - idle_since >= limit:
                 break
         self.checkpoint()
         return self.state
 
+    def rewind(self) -> None:
+        """Point the consumer group of each feed just after what the checkpoint has counted."""
+        saved = {_text(k): _text(v) for k, v in self._client.hgetall(self._cursor_key).items()}
+        has_state = bool(self._client.exists(self._settings.state_key))
+        for feed in self._settings.feeds:
+            ensure_group(self._client, feed.stream, self._settings.group, "0")
+            cursor = saved.get(feed.stream, "0") if has_state else "0"
+            self._client.xgroup_setid(feed.stream, self._settings.group, cursor)
+            self._cursors[feed.stream] = cursor
+
+    @property
+    def _cursor_key(self) -> str:
+        return f"{self._settings.state_key}:cursors"
+
     def poll_once(self) -> int:
         """Read one round from every feed; returns how many results were ingested."""
-        server_ms = self._server_ms()
-        pending_streams = {s: c for s, c in self._cursors.items() if c != ">"}
-        if pending_streams:
-            response = self._client.xreadgroup(self._settings.group, self._settings.group, pending_streams,
-                                               count=self._settings.read_count)
-            got = self._ingest(response, server_ms, from_pending=True)
-            for stream in pending_streams:
-                if not any(_text(name) == stream and entries for name, entries in response or []):
-                    self._cursors[stream] = ">"
-            if got:
-                return got
-        response = self._client.xreadgroup(
+        # NOACK: the checkpointed cursors are the acknowledgement (see `checkpoint`), so the
+        # group keeps no pending list and needs no XACK per result.
+        response = self._reader.xreadgroup(
             self._settings.group, self._settings.group, dict.fromkeys(self._cursors, ">"),
-            count=self._settings.read_count, block=self._settings.block_ms,
+            count=self._settings.read_count, block=self._settings.block_ms, noack=True,
         )
-        got = self._ingest(response, server_ms, from_pending=False)
-        self.state.expire(self._server_ms())
+        now_ms = self._server_ms()
+        got = self._ingest(response, now_ms)
+        self.state.expire(now_ms)
         return got
 
-    def _ingest(self, response: Any, now_ms: float, from_pending: bool) -> int:
+    def _ingest(self, response: Any, now_ms: float) -> int:
         total = 0
-        for stream_name, entries in response or []:
-            stream = _text(stream_name)
+        streams = response.items() if isinstance(response, dict) else (response or [])
+        for stream_name, entries in streams:
             if not entries:
                 continue
+            stream = _text(stream_name)
             feed = self._by_stream[stream]
-            records = [self._decode(feed, fields) for _, fields in entries]
-            self.state.ingest(feed.side, [r for r in records if r is not None], now_ms)
-            self._unacked[stream].extend(entry_id for entry_id, _ in entries)
-            if from_pending:
-                self._cursors[stream] = _text(entries[-1][0])
+            decode = feed.tap.to_record if feed.tap is not None else _unpack
+            records = [decode(_payload(fields)) for _, fields in entries]
+            self.state.ingest(feed.side, records, now_ms)
+            self._cursors[stream] = _text(entries[-1][0])
             total += len(entries)
         return total
 
-    @staticmethod
-    def _decode(feed: Feed, fields: Mapping[bytes, bytes] | None) -> Mapping[str, Any] | None:
-        payload = (fields or {}).get(keys.PAYLOAD_FIELD)
-        if payload is None:
-            return None
-        if feed.tap is not None:
-            return feed.tap.to_record(payload)
-        try:
-            record = msgpack.unpackb(payload, raw=False)
-        except Exception:
-            record = None
-        return record if isinstance(record, dict) else {"id": None}
-
     def checkpoint(self) -> None:
-        """Persist the state and ack what it has counted, in one transaction."""
+        """Persist the state and the cursors of what it has counted, in one transaction."""
         pipe = self._client.pipeline(transaction=True)
         pipe.set(self._settings.state_key, self.state.to_bytes())
-        for stream, entry_ids in self._unacked.items():
-            if entry_ids:
-                pipe.xack(stream, self._settings.group, *entry_ids)
+        pipe.hset(self._cursor_key, mapping=self._cursors)
+        for stream, cursor in self._cursors.items():
+            pipe.hset(keys.reader_cursors_key(stream), self._settings.group, cursor)
         pipe.hset(SUMMARY_KEY, mapping=self.summary())
         pipe.execute()
-        for entry_ids in self._unacked.values():
-            entry_ids.clear()
 
     def summary(self) -> dict[str, str]:
         report = self.state.report(produced_count(self._client))
@@ -205,3 +203,22 @@ class ComparatorService:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _payload(fields: Any) -> bytes:
+    """The `data` value of a raw stream entry ([field, value, ...] or a map); b'' when absent."""
+    if isinstance(fields, dict):
+        return bytes(fields.get(keys.PAYLOAD_FIELD, b""))
+    if fields and fields[0] == keys.PAYLOAD_FIELD:
+        return bytes(fields[1])
+    pairs = dict(zip(fields[::2], fields[1::2], strict=True)) if fields else {}
+    return bytes(pairs.get(keys.PAYLOAD_FIELD, b""))
+
+
+def _unpack(payload: bytes) -> Mapping[str, Any]:
+    # A result that breaks the contract is counted as `rejected` by the state, not dropped.
+    try:
+        record = msgpack.unpackb(payload, raw=False)
+    except Exception:
+        return {"id": None}
+    return record if isinstance(record, dict) else {"id": None}

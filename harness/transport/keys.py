@@ -37,3 +37,8 @@ def control_key(worker: str) -> str:
 
 def heartbeat_key(worker: str) -> str:
     return f"harness:workers:{worker}"
+
+
+def reader_cursors_key(stream: str) -> str:
+    """Hash group -> last entry counted, for readers that checkpoint instead of acking (comparator)."""
+    return f"harness:cursors:{stream}"

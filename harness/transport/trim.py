@@ -1,7 +1,8 @@
 """Safe trimming of a stream: never drop an entry that some consumer group has not read and acked.
 
 The safe point is the oldest entry that any group still needs: its oldest pending entry, or the
-entry after its last-delivered id. Everything strictly older was delivered to and acked by every
+entry after its last-delivered id (or after its checkpointed cursor, for a reader that acks by
+checkpoint, like the comparator). Everything strictly older was delivered to and acked by every
 group, so `XTRIM MINID` at that point loses nothing. With no group at all, nothing is trimmed.
 """
 
@@ -10,6 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 import redis
+
+from harness.transport import keys
 
 
 def _parse(entry_id: str) -> tuple[int, int]:
@@ -30,9 +33,14 @@ def safe_trim_point(client: redis.Redis, stream: str, min_groups: int = 1) -> st
     if len(groups) < min_groups or not groups:
         return None
     needed: list[tuple[int, int]] = []
+    # A reader that acknowledges by checkpoint (the comparator) still needs what follows its cursor,
+    # even where its group has already delivered further.
+    cursors = {_text(k): _text(v) for k, v in client.hgetall(keys.reader_cursors_key(stream)).items()}
     for group in groups:
         name = _text(group["name"])
         ms, seq = _parse(_text(group["last-delivered-id"]))
+        if name in cursors:
+            ms, seq = min((ms, seq), _parse(cursors[name]))
         needed.append((ms, seq + 1))
         if int(group["pending"]) > 0:
             summary = client.xpending(stream, name)
