@@ -117,3 +117,14 @@ def test_trim_keeps_everything_until_enough_groups_exist(redis_client: redis.Red
     redis_client.xgroup_create(stream, "only", id="$")
     assert trim_stream(redis_client, stream, min_groups=2) == 0
     assert redis_client.xlen(stream) == 50
+
+
+def test_trim_keeps_what_a_checkpointing_reader_has_not_counted(redis_client: redis.Redis) -> None:
+    stream = keys.results_stream("legacy")
+    ids = [redis_client.xadd(stream, {keys.PAYLOAD_FIELD: b"x"}).decode() for _ in range(100)]
+    redis_client.xgroup_create(stream, "comparator", id="0")
+    redis_client.xreadgroup("comparator", "comparator", {stream: ">"}, count=100, noack=True)
+    redis_client.hset(keys.reader_cursors_key(stream), "comparator", ids[59])  # counted up to the 60th
+
+    assert trim_stream(redis_client, stream) == 60
+    assert redis_client.xrange(stream)[0][0].decode() == ids[60]
