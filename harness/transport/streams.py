@@ -21,6 +21,22 @@ from harness.transport.fencing import COMMIT_SCRIPT
 DEFAULT_DEDUPE_TTL_S = 7 * 24 * 3600  # how long a signal id is remembered to reject duplicates
 DEFAULT_RESULTS_MAXLEN = 0  # 0 keeps every result; the comparator and export read them back
 
+# One round trip per batch: remember each signal id with the entry it came on; answer 1 where the
+# id is new or was first seen on this very entry (a redelivery), 0 where it came on another entry.
+FIRST_SIGHTINGS_SCRIPT = """
+local ttl = ARGV[1]
+local verdicts = {}
+for i, key in ipairs(KEYS) do
+  local entry = ARGV[i + 1]
+  if redis.call('SET', key, entry, 'NX', 'EX', ttl) then
+    verdicts[i] = 1
+  else
+    verdicts[i] = (redis.call('GET', key) == entry) and 1 or 0
+  end
+end
+return verdicts
+"""
+
 
 def ensure_group(client: redis.Redis, stream: str, group: str, start_id: str = "0") -> bool:
     """Create the consumer group if it is missing; True when it was created now."""
@@ -56,6 +72,7 @@ class StreamTransport(Transport):
         self._pending_cursor: str | None = "0"
         self._group_ready = False
         self._commit = client.register_script(COMMIT_SCRIPT)
+        self._first_sightings = client.register_script(FIRST_SIGHTINGS_SCRIPT)
 
     @property
     def results_stream(self) -> str:
@@ -121,20 +138,11 @@ class StreamTransport(Transport):
     def first_sightings(self, ids: Sequence[tuple[str, str]]) -> list[bool]:
         if not ids:
             return []
-        pipe = self._client.pipeline(transaction=False)
-        for signal_id, entry_id in ids:
-            pipe.set(keys.seen_key(self._worker, signal_id), entry_id, nx=True, ex=self._dedupe_ttl_s)
-        created = pipe.execute()
-        verdicts = [bool(flag) for flag in created]
-        clashes = [i for i, flag in enumerate(verdicts) if not flag]
-        if clashes:
-            pipe = self._client.pipeline(transaction=False)
-            for i in clashes:
-                pipe.get(keys.seen_key(self._worker, ids[i][0]))
-            for i, first_entry in zip(clashes, pipe.execute(), strict=True):
-                # Seen before on this very entry: a redelivery, not a duplicate id.
-                verdicts[i] = first_entry is None or _text(first_entry) == ids[i][1]
-        return verdicts
+        verdicts = self._first_sightings(
+            keys=[keys.seen_key(self._worker, signal_id) for signal_id, _ in ids],
+            args=[self._dedupe_ttl_s, *[entry_id for _, entry_id in ids]],
+        )
+        return [bool(flag) for flag in verdicts]
 
     def server_time_ms(self) -> float:
         seconds, micros = self._client.time()
