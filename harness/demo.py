@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ class DemoPlan:
     seed: int
     candidate_env: dict[str, str] = field(default_factory=dict)
     aa: bool = False
+    cutover_policy: Path | None = None  # set: end the run with a gated cutover to the candidate
     join_timeout_s: float = 10.0
     log_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="harness-demo-logs-")))
 
@@ -60,15 +61,15 @@ def read_progress(client: redis.Redis) -> Progress:
                     int(counts["missing_legacy"]) + int(counts["missing_candidate"]), ari)
 
 
-def run_demo(plan: DemoPlan, on_progress: Callable[[Progress], None] | None = None,
-             extra_steps: Sequence[Callable[[Supervisor, redis.Redis], None]] = ()) -> dict[str, Any]:
+def run_demo(plan: DemoPlan, on_progress: Callable[[Progress], None] | None = None) -> dict[str, Any]:
     """Run the whole shadow deployment once and return its harness.report/1 report."""
     client = redis.Redis.from_url(plan.redis_url)
     supervisor = Supervisor(plan.log_dir)
     common = ["--redis-url", plan.redis_url]
     worker_flags = [*common, "--block-ms", "200"]
     try:
-        supervisor.spawn("legacy", ["worker", "legacy", *worker_flags])
+        # Legacy is production's worker: the first primary, under epoch 1.
+        supervisor.spawn("legacy", ["worker", "legacy", "--init-primary", *worker_flags])
         supervisor.spawn("candidate", ["worker", "candidate", *worker_flags], env=plan.candidate_env)
         comparator_args = ["comparator", *common, "--timeout", str(plan.join_timeout_s), "--checkpoint", "0.3"]
         if plan.aa:
@@ -80,14 +81,23 @@ def run_demo(plan: DemoPlan, on_progress: Callable[[Progress], None] | None = No
             produce_args += ["--rate", str(plan.rate)]
         supervisor.spawn("producer", produce_args)
         _wait_until_compared(plan, client, supervisor, on_progress)
-        for step in extra_steps:
-            step(supervisor, client)
+        if plan.cutover_policy is not None:
+            _cut_over(plan, supervisor)
     finally:
         supervisor.stop_all()
     report = live_report(client)
     if report is None:
         raise DemoError(f"the comparator saved no state; see its log in {plan.log_dir}")
     return report
+
+
+def _cut_over(plan: DemoPlan, supervisor: Supervisor) -> None:
+    """Promote the candidate as an operator would: gate on the live comparison, switch, drain legacy."""
+    cutover = supervisor.spawn("cutover", ["cutover", "--redis-url", plan.redis_url, "--policy",
+                                           str(plan.cutover_policy), "--stop-with", "process",
+                                           "--actor", "harness-demo"])
+    if cutover.wait(timeout=180) != 0:
+        raise DemoError(f"the cutover was refused or failed: {supervisor.tail('cutover', 2)}")
 
 
 def _wait_until_compared(plan: DemoPlan, client: redis.Redis, supervisor: Supervisor,

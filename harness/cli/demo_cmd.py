@@ -35,12 +35,16 @@ def _parse_env(pairs: tuple[str, ...]) -> dict[str, str]:
                      "HARNESS_CANDIDATE_CENTROID=mean.")
 @options.option("--aa/--no-aa", envvar="HARNESS_DEMO_AA", default=False,
                 help="Also run a second legacy instance, to measure the noise floor (A/A).")
+@options.option("--cutover/--no-cutover", envvar="HARNESS_DEMO_CUTOVER", default=False,
+                help="End the run with a cutover to the candidate, gated by --policy; the report shows the switch.")
+@options.option("--policy", envvar="HARNESS_DEMO_POLICY", default=Path("policies/default.toml"),
+                type=click.Path(dir_okay=False, path_type=Path), help="Gate policy for --cutover.")
 @options.option("--report-json", envvar="HARNESS_DEMO_REPORT_JSON", default=None,
                 type=click.Path(dir_okay=False, path_type=Path), help="Also write the JSON report here.")
 @options.option("--reset/--no-reset", envvar="HARNESS_DEMO_RESET", default=False,
                 help="With --redis-url: delete existing harness:* keys first.")
 def demo_command(redis_url: str | None, signals: int, rate: float | None, seed: int, candidate_env: tuple[str, ...],
-                 aa: bool, report_json: Path | None, reset: bool) -> None:
+                 aa: bool, cutover: bool, policy: Path, report_json: Path | None, reset: bool) -> None:
     """Run producer, legacy, candidate and comparator as processes, then print the report."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -50,6 +54,9 @@ def demo_command(redis_url: str | None, signals: int, rate: float | None, seed: 
     from harness.report.render import render_terminal
 
     console = Console(stderr=True)
+    if cutover and not policy.is_file():
+        raise click.BadParameter(f"{policy} does not exist (run from the repository, or give --policy)",
+                                 param_hint="--policy")
     server = EmbeddedRedis() if redis_url is None else None
     try:
         if server is not None:
@@ -59,7 +66,8 @@ def demo_command(redis_url: str | None, signals: int, rate: float | None, seed: 
         else:
             url = redis_url or ""
             ensure_clean(redis.Redis.from_url(url), reset)
-        plan = DemoPlan(url, signals, rate, seed, _parse_env(candidate_env), aa)
+        plan = DemoPlan(url, signals, rate, seed, _parse_env(candidate_env), aa,
+                        cutover_policy=policy.resolve() if cutover else None)
         console.print(f"[dim]worker logs in {plan.log_dir}[/dim]")
         columns = (TextColumn("{task.description:<9}"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("{task.fields[note]}"), TimeElapsedColumn())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
@@ -15,6 +16,12 @@ LAG_SCAN_LIMIT = 100_000  # beyond this, a lag is reported as "at least" the lim
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _iso(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def group_lag(client: redis.Redis, stream: str, group: str) -> int | None:
@@ -63,7 +70,8 @@ def production_summary(client: redis.Redis, input_stream: str = keys.DEFAULT_INP
                 missing += 1
     return {
         "primary": roles.primary, "epoch": roles.epoch, "previous": roles.previous,
-        "switched_at_ms": roles.switched_at_ms, "rollback_until_ms": roles.rollback_until_ms,
+        "switched_at": _iso(roles.switched_at_ms), "switched_at_ms": roles.switched_at_ms,
+        "rollback_until_ms": roles.rollback_until_ms,
         "production_results": sum(counts.values()), "production_duplicates": duplicates,
         "production_missing": missing, "in_flight": in_flight, "by_worker": counts, "by_epoch": by_epoch,
     }
