@@ -7,7 +7,6 @@ once in file order as a warm-up, then once more, and the cases are checked on th
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any, Literal
 
 from harness.backtest import InProcessWorker
 from harness.clustering import Assignment
+from harness.tomlfile import read_toml
 
 CaseKind = Literal["together", "apart"]
 
@@ -51,12 +51,7 @@ class CaseResult:
 
 def load_cases(path: str | Path) -> CaseFile:
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ThresholdError(f"threshold cases file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ThresholdError(f"threshold cases file {path} is not readable TOML: {exc}") from None
+    data = read_toml(path, "threshold cases file", ThresholdError)
     unknown = sorted(set(data) - {"signals", "warmup", "together", "apart"})
     if unknown:
         raise ThresholdError(f"{path}: unknown key {unknown[0]!r} (known: signals, warmup, together, apart)")

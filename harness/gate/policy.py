@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+from harness.tomlfile import read_toml
 
 NonCritical = Literal["fail", "warn"]
 ParamValue = float | int | str | None
@@ -142,12 +143,7 @@ class Policy:
 
 def load_policy(path: str | Path) -> Policy:
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PolicyError(f"policy {path} does not exist") from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise PolicyError(f"policy {path} is not readable TOML: {exc}") from None
+    data = read_toml(path, "policy", PolicyError)
     return parse_policy(data, base_dir=path.parent, source=str(path))
 
 
