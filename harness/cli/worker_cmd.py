@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import sys
 
 import click
 import redis
@@ -66,6 +68,8 @@ def worker_command(
     set, turns on exception capture.
     """
     configure_logging(log_level, json_lines=log_format == "json")
+    # Until the runtime takes over: nothing is in hand yet, so a stop request is a clean exit.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     worker_name = name or (spec if spec in BUILTIN_WORKERS else spec.partition(":")[0].rsplit(".", 1)[-1])
     client = redis.Redis.from_url(redis_url)
     wait_for_redis(client, timeout_s=30.0)

@@ -28,12 +28,20 @@ def heartbeat(client: redis.Redis, worker: str) -> dict[str, str]:
 
 
 def wait_stopped(client: redis.Redis, worker: str, timeout_s: float) -> bool:
+    """True once the worker consumes no more: exited, or idling drained after a restart."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if heartbeat(client, worker).get("state", "stopped") == "stopped":
+        if heartbeat(client, worker).get("state", "stopped") in ("stopped", "drained"):
             return True
         time.sleep(0.1)
     return False
+
+
+def idling_drained(client: redis.Redis, worker: str) -> bool:
+    """A drained worker that was restarted and waits: clearing its flag resumes it, no start needed."""
+    beat = heartbeat(client, worker)
+    fresh = time.time() * 1000 - float(beat.get("last_seen_ms", 0)) < 5_000
+    return beat.get("state") == "drained" and fresh
 
 
 class WorkerStopper(ABC):
@@ -74,17 +82,22 @@ class ProcessStopper(WorkerStopper):
             raise StopperError(f"{worker} (pid {pid}) did not stop within {timeout_s:.0f}s")
 
     def start(self, client: redis.Redis, worker: str) -> None:
-        if not self._start_args:
+        if not self._start_args or idling_drained(client, worker):
             return
         subprocess.Popen([sys.executable, "-m", "harness", *self._start_args], start_new_session=True,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
 
 
 class DockerStopper(WorkerStopper):
-    """Containers found by the label `harness.worker=<name>` (see docker-compose.yml)."""
+    """Containers labelled `harness.worker=<name>`, and `harness.stack=<stack>` when a stack is given.
 
-    def __init__(self, label: str = "harness.worker") -> None:
+    The stack (HARNESS_STACK, set in every container of a deployment) keeps a cutover in preprod
+    from stopping production's legacy when both run on one Docker engine.
+    """
+
+    def __init__(self, label: str = "harness.worker", stack: str | None = None) -> None:
         self._label = label
+        self._stack = stack
 
     def _containers(self, worker: str) -> list[object]:
         from docker.client import DockerClient
@@ -92,14 +105,16 @@ class DockerStopper(WorkerStopper):
 
         try:
             engine = DockerClient.from_env()
-            return list(engine.containers.list(all=True, filters={"label": f"{self._label}={worker}"}))
+            labels = [f"{self._label}={worker}"] + ([f"harness.stack={self._stack}"] if self._stack else [])
+            return list(engine.containers.list(all=True, filters={"label": labels}))
         except DockerException as exc:
             raise StopperError(f"cannot reach the Docker engine: {exc}") from None
 
     def stop(self, client: redis.Redis, worker: str, timeout_s: float) -> None:
         containers = self._containers(worker)
         if not containers:
-            raise StopperError(f"no container labelled {self._label}={worker}")
+            where = f" in stack {self._stack}" if self._stack else ""
+            raise StopperError(f"no container labelled {self._label}={worker}{where}")
         wait_stopped(client, worker, timeout_s / 2)
         for container in containers:
             container.stop(timeout=int(max(timeout_s / 2, 1)))  # type: ignore[attr-defined]
@@ -113,7 +128,7 @@ def make_stopper(kind: str, start_args: Sequence[str] = ()) -> WorkerStopper:
     if kind == "process":
         return ProcessStopper(start_args)
     if kind == "docker":
-        return DockerStopper()
+        return DockerStopper(stack=os.environ.get("HARNESS_STACK") or None)
     if kind == "none":
         return NoStopper()
     raise StopperError(f"unknown stop backend {kind!r}: use process, docker or none")

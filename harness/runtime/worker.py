@@ -95,6 +95,7 @@ class WorkerRuntime:
         idle_since: float | None = None
         log.info("worker started", extra={"worker": self._settings.worker_name,
                                           "model_version": self._algorithm.model_version})
+        self._wait_while_drained()
         while not self._stopping:
             try:
                 if self._drain_requested():
@@ -119,6 +120,17 @@ class WorkerRuntime:
         self._beat("stopped", force=True)
         log.info("worker stopped", extra={"worker": self._settings.worker_name, **vars(self.stats)})
         return self.stats
+
+    def _wait_while_drained(self) -> None:
+        # Started again after a cutover drained it (a restart policy, a stray `up`): idle instead
+        # of exiting, so nothing restarts it in a loop; a rollback clears the flag and it resumes.
+        if self._control is None or not self._control.drain_requested():
+            return
+        log.warning("this worker was drained by a cutover: idle until `harness rollback` clears it",
+                    extra={"worker": self._settings.worker_name})
+        while not self._stopping and self._control.drain_requested():
+            self._control.beat("drained")
+            time.sleep(1.0)
 
     def _drain_requested(self) -> bool:
         if self._control is None:

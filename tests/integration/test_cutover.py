@@ -148,3 +148,19 @@ def test_failing_gate_refuses_the_cutover(redis_url: str, redis_client: redis.Re
     assert read_roles(redis_client).primary == "legacy"
     audit = [fields for _, fields in redis_client.xrange(keys.AUDIT_STREAM)]
     assert audit[-1][b"step"] == b"refused"
+
+
+def test_a_drained_worker_started_again_idles_until_the_flag_is_cleared(
+    redis_url: str, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    redis_client.set(keys.control_key("legacy"), "drain")
+    harness("produce", "--redis-url", redis_url, "--count", "50")
+    worker = start_worker("legacy", redis_url, log=tmp_path / "legacy.log")
+    try:
+        wait_for(lambda: redis_client.hget(keys.heartbeat_key("legacy"), "state") == b"drained", 30,
+                 "the drained heartbeat", [worker])
+        assert redis_client.xlen(keys.results_stream("legacy")) == 0, "a drained worker consumes nothing"
+        redis_client.delete(keys.control_key("legacy"))
+        wait_for(lambda: redis_client.xlen(keys.results_stream("legacy")) == 50, 30, "resumed", [worker])
+    finally:
+        assert stop(worker) == 0
