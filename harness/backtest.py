@@ -131,12 +131,3 @@ def _record(side: InProcessWorker, signal: SignalReceived, assignment: Assignmen
     ))
 
 
-def parse_env_pairs(pairs: Iterable[str]) -> dict[str, str]:
-    """KEY=VALUE strings (e.g. from --candidate-env) to a dict; a malformed one raises ValueError."""
-    env: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"environment setting {pair!r} is not KEY=VALUE")
-        env[key.strip()] = value
-    return env

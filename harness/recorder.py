@@ -15,6 +15,7 @@ from typing import Any
 
 from harness.contracts import ContractError, SignalReceived, decode_signal
 from harness.transport.keys import PAYLOAD_FIELD
+from harness.transport.replies import text
 
 READ_COUNT = 500  # entries per XREAD
 MAX_BLOCK_MS = 500  # longest single wait, so --seconds is honoured closely
@@ -32,7 +33,7 @@ def resolve_start(client: Any, stream: str, start_id: str) -> str:
     if start_id != "$":
         return start_id
     last = client.xrevrange(stream, count=1)
-    return _text(last[0][0]) if last else "0-0"
+    return text(last[0][0]) if last else "0-0"
 
 
 def record(
@@ -76,7 +77,7 @@ class _Reader:
             response = self._client.xread({self._stream: self.cursor}, count=wanted, block=block_ms)
             for _, entries in response or []:
                 for entry_id, fields in entries:
-                    self.cursor = _text(entry_id)
+                    self.cursor = text(entry_id)
                     signal = self._decode(fields)
                     if signal is None:
                         continue
@@ -96,5 +97,4 @@ class _Reader:
         return None
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+

@@ -11,16 +11,6 @@ import redis
 from harness.cli import options
 
 
-def _parse_env(pairs: tuple[str, ...]) -> dict[str, str]:
-    env: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--candidate-env")
-        env[key] = value
-    return env
-
-
 @click.command("demo")
 @options.option("--redis-url", envvar="HARNESS_DEMO_REDIS_URL", default=None,
                 help="Use this Redis (its state stays there for `report`/`export`); default: a private "
@@ -51,6 +41,7 @@ def demo_command(redis_url: str | None, signals: int, rate: float | None, seed: 
 
     from harness.demo import DemoError, DemoPlan, ensure_clean, run_demo
     from harness.embedded_redis import EmbeddedRedis
+    from harness.envpairs import parse_env_pairs
     from harness.report.render import render_terminal
 
     console = Console(stderr=True)
@@ -66,7 +57,7 @@ def demo_command(redis_url: str | None, signals: int, rate: float | None, seed: 
         else:
             url = redis_url or ""
             ensure_clean(redis.Redis.from_url(url), reset)
-        plan = DemoPlan(url, signals, rate, seed, _parse_env(candidate_env), aa,
+        plan = DemoPlan(url, signals, rate, seed, parse_env_pairs(candidate_env), aa,
                         cutover_policy=policy.resolve() if cutover else None)
         console.print(f"[dim]worker logs in {plan.log_dir}[/dim]")
         columns = (TextColumn("{task.description:<9}"), BarColumn(), MofNCompleteColumn(),

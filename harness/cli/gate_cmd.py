@@ -195,7 +195,7 @@ def _signal_count_hint(path: Path) -> int | None:
 
 
 def _environment(pairs: tuple[str, ...]) -> dict[str, str]:
-    from harness.backtest import parse_env_pairs
+    from harness.envpairs import parse_env_pairs
 
     return {**os.environ, **parse_env_pairs(pairs)}
 

@@ -22,6 +22,7 @@ import redis
 from harness.comparator.state import ComparatorState
 from harness.comparator.tap import TapMapping
 from harness.transport import keys
+from harness.transport.replies import server_time_ms, text
 from harness.transport.streams import ensure_group
 
 log = logging.getLogger("harness.comparator")
@@ -141,7 +142,7 @@ class ComparatorService:
 
     def rewind(self) -> None:
         """Point the consumer group of each feed just after what the checkpoint has counted."""
-        saved = {_text(k): _text(v) for k, v in self._client.hgetall(self._cursor_key).items()}
+        saved = {text(k): text(v) for k, v in self._client.hgetall(self._cursor_key).items()}
         has_state = bool(self._client.exists(self._settings.state_key))
         for feed in self._settings.feeds:
             ensure_group(self._client, feed.stream, self._settings.group, "0")
@@ -161,7 +162,7 @@ class ComparatorService:
             self._settings.group, self._settings.group, dict.fromkeys(self._cursors, ">"),
             count=self._settings.read_count, block=self._settings.block_ms, noack=True,
         )
-        now_ms = self._server_ms()
+        now_ms = server_time_ms(self._client)
         got = self._ingest(response, now_ms)
         self.state.expire(now_ms)
         return got
@@ -172,12 +173,12 @@ class ComparatorService:
         for stream_name, entries in streams:
             if not entries:
                 continue
-            stream = _text(stream_name)
+            stream = text(stream_name)
             feed = self._by_stream[stream]
             decode = feed.tap.to_record if feed.tap is not None else _unpack
             records = [decode(_payload(fields)) for _, fields in entries]
             self.state.ingest(feed.side, records, now_ms)
-            self._cursors[stream] = _text(entries[-1][0])
+            self._cursors[stream] = text(entries[-1][0])
             total += len(entries)
         return total
 
@@ -194,16 +195,7 @@ class ComparatorService:
     def summary(self) -> dict[str, str]:
         report = self.state.report(produced_count(self._client))
         return {"counts": json.dumps(report["counts"]), "ari": json.dumps(report["agreement"]["ari"]),
-                "updated_ms": str(self._server_ms())}
-
-    def _server_ms(self) -> float:
-        seconds, micros = self._client.time()
-        return float(seconds * 1000.0 + micros / 1000.0)
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
+                "updated_ms": str(server_time_ms(self._client))}
 
 def _payload(fields: Any) -> bytes:
     """The `data` value of a raw stream entry ([field, value, ...] or a map); b'' when absent."""

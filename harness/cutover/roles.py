@@ -19,6 +19,7 @@ import msgpack
 import redis
 
 from harness.transport import keys
+from harness.transport.replies import entry_after, parse_entry_id, server_time_ms, text
 
 
 class RolesError(RuntimeError):
@@ -47,19 +48,6 @@ def read_roles(client: redis.Redis) -> Roles:
     )
 
 
-def entry_after(a: str, b: str) -> bool:
-    return _parse(a) > _parse(b)
-
-
-def _parse(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def _unpublished_results(pipe: Any, worker: str, watermark: str) -> list[tuple[str, bytes]]:
     """The worker's results for input entries past the watermark, oldest first, one per entry."""
     found: dict[str, bytes] = {}
@@ -72,10 +60,10 @@ def _unpublished_results(pipe: Any, worker: str, watermark: str) -> list[tuple[s
             payload = fields[keys.PAYLOAD_FIELD]
             entry = msgpack.unpackb(payload, raw=False).get("entry")
             if not entry or not entry_after(entry, watermark):
-                return sorted(found.items(), key=lambda item: _parse(item[0]))
+                return sorted(found.items(), key=lambda item: parse_entry_id(item[0]))
             found.setdefault(entry, payload)
-        upper = "(" + _text(chunk[-1][0])
-    return sorted(found.items(), key=lambda item: _parse(item[0]))
+        upper = "(" + text(chunk[-1][0])
+    return sorted(found.items(), key=lambda item: parse_entry_id(item[0]))
 
 
 def switch_primary(client: redis.Redis, target: str, rollback_window_s: float | None = None) -> Roles:
@@ -90,8 +78,7 @@ def switch_primary(client: redis.Redis, target: str, rollback_window_s: float | 
                     return current
                 backfill = _unpublished_results(pipe, target, current.watermark)
                 epoch = current.epoch + 1
-                seconds, micros = pipe.time()
-                now_ms = int(seconds * 1000 + micros // 1000)
+                now_ms = int(server_time_ms(pipe))
                 watermark = backfill[-1][0] if backfill else current.watermark
                 pipe.multi()
                 for entry, payload in backfill:

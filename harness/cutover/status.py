@@ -8,14 +8,11 @@ from typing import Any
 import redis
 
 from harness.cutover.audit import recent
-from harness.cutover.roles import entry_after, read_roles
+from harness.cutover.roles import read_roles
 from harness.transport import keys
+from harness.transport.replies import entry_after, text
 
 LAG_SCAN_LIMIT = 100_000  # beyond this, a lag is reported as "at least" the limit
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _iso(ms: int | None) -> str | None:
@@ -27,12 +24,12 @@ def _iso(ms: int | None) -> str | None:
 def group_lag(client: redis.Redis, stream: str, group: str) -> int | None:
     """Entries not yet delivered to the group, plus those delivered but not acked (None: no group)."""
     try:
-        groups = {_text(g["name"]): g for g in client.xinfo_groups(stream)}
+        groups = {text(g["name"]): g for g in client.xinfo_groups(stream)}
     except redis.ResponseError:
         return None
     if group not in groups:
         return None
-    last = _text(groups[group]["last-delivered-id"])
+    last = text(groups[group]["last-delivered-id"])
     undelivered = client.xrange(stream, min=f"({last}" if last != "0-0" else "-", count=LAG_SCAN_LIMIT)
     return len(undelivered) + int(groups[group]["pending"])
 
@@ -48,10 +45,10 @@ def production_summary(client: redis.Redis, input_stream: str = keys.DEFAULT_INP
     duplicates = 0
     first: str | None = None
     for _, fields in client.xrange(keys.PRODUCTION_STREAM):
-        entry = _text(fields[b"entry"])
-        worker = _text(fields[b"worker"])
+        entry = text(fields[b"entry"])
+        worker = text(fields[b"worker"])
         counts[worker] = counts.get(worker, 0) + 1
-        epoch = _text(fields[b"epoch"])
+        epoch = text(fields[b"epoch"])
         by_epoch[epoch] = by_epoch.get(epoch, 0) + 1
         if entry in seen:
             duplicates += 1
@@ -61,7 +58,7 @@ def production_summary(client: redis.Redis, input_stream: str = keys.DEFAULT_INP
     missing = in_flight = 0
     if first is not None:
         for entry_id, _ in client.xrange(input_stream, min=first):
-            entry = _text(entry_id)
+            entry = text(entry_id)
             if entry in seen:
                 continue
             if entry_after(entry, roles.watermark):
@@ -85,8 +82,8 @@ def status(client: redis.Redis, input_stream: str = keys.DEFAULT_INPUT_STREAM) -
     except redis.ResponseError:
         infos = []
     for info in infos:
-        name = _text(info["name"])
-        beat = {_text(k): _text(v) for k, v in client.hgetall(keys.heartbeat_key(name)).items()}
+        name = text(info["name"])
+        beat = {text(k): text(v) for k, v in client.hgetall(keys.heartbeat_key(name)).items()}
         groups[name] = {"lag": group_lag(client, input_stream, name), "pending": int(info["pending"]),
                         "state": beat.get("state", "unknown"), "model_version": beat.get("model_version"),
                         "draining": client.get(keys.control_key(name)) is not None}

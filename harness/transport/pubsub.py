@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import redis
 
 from harness.transport.base import CommitBatch, CommitOutcome, Delivery, Transport
+from harness.transport.replies import server_time_ms
 from harness.transport.streams import StreamTransport
 
 
@@ -29,8 +30,7 @@ class PubSubTransport(Transport):
         self._writer = StreamTransport(client, worker, input_stream=f"{channel}:unused")
 
     def _measure_offset(self) -> float:
-        seconds, micros = self._client.time()
-        return float(seconds * 1000.0 + micros / 1000.0 - time.time() * 1000.0)
+        return server_time_ms(self._client) - time.time() * 1000.0
 
     def read(self, count: int, block_ms: int) -> list[Delivery]:
         deliveries: list[Delivery] = []

@@ -17,6 +17,7 @@ from harness.contracts import entry_id_ms
 from harness.transport import keys
 from harness.transport.base import CommitBatch, CommitOutcome, Delivery, Transport
 from harness.transport.fencing import COMMIT_SCRIPT
+from harness.transport.replies import server_time_ms, text
 
 DEFAULT_DEDUPE_TTL_S = 7 * 24 * 3600  # how long a signal id is remembered to reject duplicates
 DEFAULT_RESULTS_MAXLEN = 0  # 0 keeps every result; the comparator and export read them back
@@ -102,22 +103,22 @@ class StreamTransport(Transport):
         entries = response[0][1] if response else []
         if not entries:
             return []
-        self._pending_cursor = _text(entries[-1][0])
+        self._pending_cursor = text(entries[-1][0])
         info = self._client.xpending_range(
             self._stream, self._group, min=entries[0][0], max=entries[-1][0],
             count=len(entries), consumername=self._consumer,
         )
-        times = {_text(row["message_id"]): int(row["times_delivered"]) for row in info}
+        times = {text(row["message_id"]): int(row["times_delivered"]) for row in info}
         return [
-            self._delivery(entry_id, fields, True, times.get(_text(entry_id), 2))
+            self._delivery(entry_id, fields, True, times.get(text(entry_id), 2))
             for entry_id, fields in entries
         ]
 
     @staticmethod
     def _delivery(entry_id: Any, fields: dict[bytes, bytes] | None, redelivered: bool, count: int) -> Delivery:
-        text = _text(entry_id)
+        entry = text(entry_id)
         payload = (fields or {}).get(keys.PAYLOAD_FIELD, b"")
-        return Delivery(text, payload, entry_id_ms(text), redelivered, count)
+        return Delivery(entry, payload, entry_id_ms(entry), redelivered, count)
 
     def commit(self, batch: CommitBatch) -> CommitOutcome:
         args: list[str | bytes | int] = [
@@ -145,8 +146,7 @@ class StreamTransport(Transport):
         return [bool(flag) for flag in verdicts]
 
     def server_time_ms(self) -> float:
-        seconds, micros = self._client.time()
-        return float(seconds * 1000.0 + micros / 1000.0)
+        return server_time_ms(self._client)
 
     def reset(self) -> None:
         self._pending_cursor = "0"
@@ -154,10 +154,6 @@ class StreamTransport(Transport):
 
     def close(self) -> None:
         self._client.close()
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def wait_for_redis(client: redis.Redis, timeout_s: float) -> None:

@@ -8,20 +8,10 @@ group, so `XTRIM MINID` at that point loses nothing. With no group at all, nothi
 
 from __future__ import annotations
 
-from typing import Any
-
 import redis
 
 from harness.transport import keys
-
-
-def _parse(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+from harness.transport.replies import parse_entry_id, text
 
 
 def safe_trim_point(client: redis.Redis, stream: str, min_groups: int = 1) -> str | None:
@@ -35,16 +25,16 @@ def safe_trim_point(client: redis.Redis, stream: str, min_groups: int = 1) -> st
     needed: list[tuple[int, int]] = []
     # A reader that acknowledges by checkpoint (the comparator) still needs what follows its cursor,
     # even where its group has already delivered further.
-    cursors = {_text(k): _text(v) for k, v in client.hgetall(keys.reader_cursors_key(stream)).items()}
+    cursors = {text(k): text(v) for k, v in client.hgetall(keys.reader_cursors_key(stream)).items()}
     for group in groups:
-        name = _text(group["name"])
-        ms, seq = _parse(_text(group["last-delivered-id"]))
+        name = text(group["name"])
+        ms, seq = parse_entry_id(text(group["last-delivered-id"]))
         if name in cursors:
-            ms, seq = min((ms, seq), _parse(cursors[name]))
+            ms, seq = min((ms, seq), parse_entry_id(cursors[name]))
         needed.append((ms, seq + 1))
         if int(group["pending"]) > 0:
             summary = client.xpending(stream, name)
-            needed.append(_parse(_text(summary["min"])))
+            needed.append(parse_entry_id(text(summary["min"])))
     ms, seq = min(needed)
     return f"{ms}-{seq}"
 

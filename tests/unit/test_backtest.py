@@ -6,9 +6,10 @@ from collections.abc import Sequence
 
 import pytest
 
-from harness.backtest import InProcessWorker, parse_env_pairs, run_backtest
+from harness.backtest import InProcessWorker, run_backtest
 from harness.clustering import Assignment
 from harness.contracts import SignalReceived
+from harness.envpairs import parse_env_pairs
 from harness.producer.synthetic import generate_signals
 from harness.report.schema import validate_report
 
