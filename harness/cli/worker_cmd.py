@@ -25,7 +25,7 @@ from harness.runtime.worker import (
 )
 from harness.transport.base import Transport
 from harness.transport.pubsub import PubSubTransport
-from harness.transport.streams import StreamTransport, wait_for_redis
+from harness.transport.streams import DEFAULT_DEDUPE_TTL_S, StreamTransport, wait_for_redis
 
 
 @click.command("worker")
@@ -52,6 +52,9 @@ from harness.transport.streams import StreamTransport, wait_for_redis
               help="Where a new consumer group starts: 0 (all retained input) or $ (only new input).")
 @click.option("--exit-when-idle", envvar="HARNESS_EXIT_WHEN_IDLE", show_envvar=True, default=None,
               type=click.FloatRange(0), help="Exit after this many seconds without input (drains, benchmarks).")
+@click.option("--dedupe-ttl", envvar="HARNESS_DEDUPE_TTL", show_envvar=True, show_default=True,
+              default=DEFAULT_DEDUPE_TTL_S, type=click.IntRange(1),
+              help="Seconds a signal id is remembered to reject a duplicate id (one small key per id).")
 @click.option("--init-primary", envvar="HARNESS_INIT_PRIMARY", show_envvar=True, is_flag=True, default=False,
               help="On a first deployment (no roles yet), make this worker primary: it feeds production.")
 @options.log_level
@@ -59,7 +62,7 @@ from harness.transport.streams import StreamTransport, wait_for_redis
 def worker_command(
     spec: str, name: str | None, redis_url: str, input_stream: str, transport_kind: str, channel: str,
     batch_size: int, block_ms: int, max_deliveries: int, max_samples: int, start_from: str,
-    exit_when_idle: float | None, init_primary: bool, log_level: str, log_format: str,
+    exit_when_idle: float | None, dedupe_ttl: int, init_primary: bool, log_level: str, log_format: str,
 ) -> None:
     """Run one worker. SPEC is legacy, candidate or MODULE:FACTORY.
 
@@ -79,8 +82,9 @@ def worker_command(
     def connect() -> Transport:
         fresh = redis.Redis.from_url(redis_url)
         if transport_kind == "pubsub":
-            return PubSubTransport(fresh, worker_name, channel)
-        return StreamTransport(fresh, worker_name, input_stream=input_stream, start_id=start_from)
+            return PubSubTransport(fresh, worker_name, channel, dedupe_ttl_s=dedupe_ttl)
+        return StreamTransport(fresh, worker_name, input_stream=input_stream, start_id=start_from,
+                               dedupe_ttl_s=dedupe_ttl)
 
     init_sentry(worker_name, algorithm.model_version)
     settings = RuntimeSettings(

@@ -25,16 +25,18 @@ class WorkerControl:
     def drain_requested(self) -> bool:
         return bool(self._client.get(keys.control_key(self._worker)) == DRAIN.encode())
 
-    def beat(self, state: str = "running", force: bool = False) -> None:
+    def beat(self, state: str = "running", force: bool = False) -> bool:
+        """Write the heartbeat if one is due (or forced); returns whether it was written."""
         now = time.monotonic()
         if not force and now - self._last_beat < HEARTBEAT_EVERY_S:
-            return
+            return False
         self._last_beat = now
         self._client.hset(keys.heartbeat_key(self._worker), mapping={
             "pid": os.getpid(), "host": socket.gethostname(), "state": state,
             "model_version": self._model_version, "started_ms": self._started_ms,
             "last_seen_ms": int(time.time() * 1000),
         })
+        return True
 
     def claim_primary_if_unset(self) -> bool:
         """First deployment: make this worker primary (epoch 1) unless roles already exist."""

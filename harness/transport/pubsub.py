@@ -19,7 +19,7 @@ from harness.transport.streams import StreamTransport
 
 
 class PubSubTransport(Transport):
-    def __init__(self, client: redis.Redis, worker: str, channel: str) -> None:
+    def __init__(self, client: redis.Redis, worker: str, channel: str, dedupe_ttl_s: int = 3600) -> None:
         self._client = client
         self._channel = channel
         self._pubsub = client.pubsub(ignore_subscribe_messages=True)
@@ -27,7 +27,8 @@ class PubSubTransport(Transport):
         self._sequence = itertools.count(1)
         self._offset_ms = self._measure_offset()
         # Results, dead letters and dedupe are the same as with streams; only the input differs.
-        self._writer = StreamTransport(client, worker, input_stream=f"{channel}:unused")
+        self._writer = StreamTransport(client, worker, input_stream=f"{channel}:unused",
+                                       dedupe_ttl_s=dedupe_ttl_s)
 
     def _measure_offset(self) -> float:
         return server_time_ms(self._client) - time.time() * 1000.0

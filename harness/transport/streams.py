@@ -19,7 +19,7 @@ from harness.transport.base import CommitBatch, CommitOutcome, Delivery, Transpo
 from harness.transport.fencing import COMMIT_SCRIPT
 from harness.transport.replies import server_time_ms, text
 
-DEFAULT_DEDUPE_TTL_S = 7 * 24 * 3600  # how long a signal id is remembered to reject duplicates
+DEFAULT_DEDUPE_TTL_S = 3600  # how long a signal id is remembered to reject duplicates (one key per id)
 DEFAULT_RESULTS_MAXLEN = 0  # 0 keeps every result; the comparator and export read them back
 
 # One round trip per batch: remember each signal id with the entry it came on; answer 1 where the

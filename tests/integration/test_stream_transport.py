@@ -128,3 +128,21 @@ def test_trim_keeps_what_a_checkpointing_reader_has_not_counted(redis_client: re
 
     assert trim_stream(redis_client, stream) == 60
     assert redis_client.xrange(stream)[0][0].decode() == ids[60]
+
+
+def test_pubsub_worker_attaches_to_a_live_channel_and_misses_what_was_sent_before(
+    redis_url: str, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    channel = "prod:signals"
+    publish_signals(redis_client, small_signals(20, prefix="before"), "unused", channel=channel)  # nobody listens
+    worker = start_worker(BY_DEVICE, redis_url, "--name", "tapper", "--transport", "pubsub", "--channel", channel,
+                          log=tmp_path / "tapper.log")
+    try:
+        wait_for(lambda: redis_client.pubsub_numsub(channel)[0][1] >= 1, 30, "the subscription", [worker])
+        publish_signals(redis_client, small_signals(300, prefix="live"), "unused", channel=channel)
+        wait_for(lambda: result_count(redis_client, "tapper") >= 300, 30, "live results", [worker])
+    finally:
+        stop(worker)
+    received = results(redis_client, "tapper")
+    assert sorted(r.signal_id for r in received) == [f"live-{i:06d}" for i in range(300)]
+    assert all(r.outcome == "clustered" for r in received)
