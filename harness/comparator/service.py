@@ -18,6 +18,7 @@ from typing import Any
 
 import msgpack
 import redis
+from msgpack import unpackb as _unpackb
 
 from harness.comparator.state import ComparatorState
 from harness.comparator.tap import TapMapping
@@ -175,8 +176,8 @@ class ComparatorService:
                 continue
             stream = text(stream_name)
             feed = self._by_stream[stream]
-            decode = feed.tap.to_record if feed.tap is not None else _unpack
-            records = [decode(_payload(fields)) for _, fields in entries]
+            records = _decode_batch(entries) if feed.tap is None else [
+                feed.tap.to_record(_payload(fields)) for _, fields in entries]
             self.state.ingest(feed.side, records, now_ms)
             self._cursors[stream] = text(entries[-1][0])
             total += len(entries)
@@ -205,6 +206,18 @@ def _payload(fields: Any) -> bytes:
         return bytes(fields[1])
     pairs = dict(zip(fields[::2], fields[1::2], strict=True)) if fields else {}
     return bytes(pairs.get(keys.PAYLOAD_FIELD, b""))
+
+
+def _decode_batch(entries: list[Any]) -> list[Mapping[str, Any]]:
+    """Decode a batch of results; the common case in one comprehension, the odd entry one by one."""
+    try:
+        records = [_unpackb(fields[1], raw=False) for _, fields in entries]
+        if all(fields[0] == keys.PAYLOAD_FIELD for _, fields in entries) and all(
+                type(record) is dict for record in records):
+            return records
+    except Exception:
+        pass  # a malformed entry in the batch: take the careful path below
+    return [_unpack(_payload(fields)) for _, fields in entries]
 
 
 def _unpack(payload: bytes) -> Mapping[str, Any]:
