@@ -26,7 +26,8 @@ def test_signals_written_to_a_file_replay_with_their_ids(suffix: str, redis_url:
 
     out = runner.invoke(cli, ["produce", "--redis-url", redis_url, "--from", str(recorded)])
     assert out.exit_code == 0, out.output
-    replayed = [decode_signal(fields[keys.PAYLOAD_FIELD]) for _, fields in redis_client.xrange(keys.DEFAULT_INPUT_STREAM)]
+    entries = redis_client.xrange(keys.DEFAULT_INPUT_STREAM)
+    replayed = [decode_signal(fields[keys.PAYLOAD_FIELD]) for _, fields in entries]
     assert [s.signal_id for s in replayed] == expected
     assert int(redis_client.get(keys.PRODUCED_KEY) or 0) == 40
 
