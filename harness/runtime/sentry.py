@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import sentry_sdk
+from sentry_sdk.integrations.logging import LoggingIntegration
 
 
 def init_sentry(worker: str, model_version: str, dsn: str | None = None) -> bool:
@@ -17,6 +19,9 @@ def init_sentry(worker: str, model_version: str, dsn: str | None = None) -> bool
         release=model_version,
         environment=os.environ.get("SENTRY_ENVIRONMENT", "shadow"),
         traces_sample_rate=0.0,
+        # Log lines become breadcrumbs, not events: each failure is captured once, by `capture`,
+        # with the signal id as a tag.
+        integrations=[LoggingIntegration(level=logging.INFO, event_level=None)],
     )
     sentry_sdk.set_tag("worker", worker)
     sentry_sdk.set_tag("model_version", model_version)
