@@ -23,7 +23,7 @@ from tests.support.processes import results, start_worker, stop, wait_for
 class SentryInbox(BaseHTTPRequestHandler):
     events: list[dict[str, Any]] = []
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         encoding = self.headers.get("Content-Encoding", "")
         if encoding == "gzip":
