@@ -9,7 +9,7 @@ import zlib
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -21,7 +21,7 @@ from tests.support.processes import results, start_worker, stop, wait_for
 
 
 class SentryInbox(BaseHTTPRequestHandler):
-    events: list[dict[str, Any]] = []
+    events: ClassVar[list[dict[str, Any]]] = []  # shared by the handler instances of one server
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
