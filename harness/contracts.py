@@ -117,8 +117,8 @@ def decode_signal(payload: bytes, max_samples: int = DEFAULT_MAX_SAMPLES) -> Sig
     if payload[:1] in (b"{", b" ", b"\n"):
         try:
             raw = json.loads(payload)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ContractError("undecodable", f"invalid JSON: {exc}") from None
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            raise ContractError("undecodable", f"invalid JSON: {type(exc).__name__}") from None
     else:
         try:
             raw = msgpack.unpackb(payload, raw=False, strict_map_key=False)
@@ -126,7 +126,12 @@ def decode_signal(payload: bytes, max_samples: int = DEFAULT_MAX_SAMPLES) -> Sig
             raise ContractError("undecodable", f"not msgpack or JSON: {type(exc).__name__}") from None
     if not isinstance(raw, dict):
         raise ContractError("wrong_schema", f"expected a map, got {type(raw).__name__}")
-    return _signal_from_wire(raw, max_samples)
+    try:
+        return _signal_from_wire(raw, max_samples)
+    except ContractError:
+        raise
+    except Exception as exc:  # e.g. OverflowError on a huge integer: still this message's fault
+        raise ContractError("wrong_schema", f"{type(exc).__name__}: {exc}") from None
 
 
 def peek_signal_id(payload: bytes) -> str | None:
@@ -168,7 +173,7 @@ def _signal_from_wire(raw: dict[str, Any], max_samples: int) -> SignalReceived:
     if not isinstance(rate, int | float) or isinstance(rate, bool) or not rate > 0 or not math.isfinite(rate):
         raise ContractError("wrong_schema", f"rate must be a positive number of Hz, got {rate!r}")
     start = raw.get("t0", 0.0)
-    if not isinstance(start, int | float) or isinstance(start, bool):
+    if not isinstance(start, int | float) or isinstance(start, bool) or not math.isfinite(start):
         raise ContractError("wrong_schema", f"t0 must be epoch seconds, got {start!r}")
     samples = _samples_from_wire(raw.get("samples"), max_samples)
     return SignalReceived(str(signal_id), meta, float(rate), float(start), samples)

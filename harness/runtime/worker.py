@@ -179,6 +179,9 @@ class WorkerRuntime:
                 self._reject(delivery, peek_signal_id(delivery.payload), exc.reason, exc.message,
                              results, dead_letters)
                 continue
+            except Exception as exc:  # a decoder bug must cost one message, never the worker
+                self._reject(delivery, None, "undecodable", f"{type(exc).__name__}: {exc}", results, dead_letters)
+                continue
             decoded.append(_Decoded(delivery, signal_received))
 
         sightings = self._transport.first_sightings([(d.signal.signal_id, d.delivery.entry_id) for d in decoded])
@@ -199,6 +202,9 @@ class WorkerRuntime:
             results.append((item.delivery.entry_id, encode_clustered(result)))
             log.debug("signal clustered", extra={"signal_id": item.signal.signal_id,
                                                  "outcome": assignment.outcome, "label": assignment.label})
+        # Production publishes in input order past a watermark: results must follow the entries.
+        position = {delivery.entry_id: index for index, delivery in enumerate(deliveries)}
+        results.sort(key=lambda result: position[result[0]])
         outcome = self._transport.commit(CommitBatch(deliveries, results, dead_letters))
         self.stats.batches += 1
         self.stats.processed += len(deliveries)

@@ -27,7 +27,8 @@ local n_results, n_dead, maxlen = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber
 local role = redis.call('HMGET', KEYS[4], 'primary', 'epoch', 'watermark')
 local is_primary = role[1] == worker
 local epoch = role[2] or '0'
-local watermark = role[3] or '0-0'
+local published_until = role[3] or '0-0'  -- entries at or below it already have a production result
+local watermark = published_until
 local published = 0
 local at = 6
 for i = 1, n_results do
@@ -38,10 +39,10 @@ for i = 1, n_results do
   else
     redis.call('XADD', KEYS[1], '*', 'data', payload)
   end
-  if is_primary and after(entry, watermark) then
+  if is_primary and after(entry, published_until) then
     redis.call('XADD', KEYS[5], '*', 'data', payload, 'epoch', epoch, 'entry', entry, 'worker', worker)
     redis.call('PUBLISH', KEYS[6], payload)
-    watermark = entry
+    if after(entry, watermark) then watermark = entry end
     published = published + 1
   end
 end

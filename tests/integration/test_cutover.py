@@ -164,3 +164,23 @@ def test_a_drained_worker_started_again_idles_until_the_flag_is_cleared(
         wait_for(lambda: redis_client.xlen(keys.results_stream("legacy")) == 50, 30, "resumed", [worker])
     finally:
         assert stop(worker) == 0
+
+
+def test_a_rejected_message_mid_batch_does_not_cost_other_signals_their_production_result(
+    redis_url: str, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    from harness.contracts import encode_signal
+    from tests.integration.test_stream_transport import small_signals
+
+    signals = small_signals(30, prefix="p")
+    for index, signal in enumerate(signals):
+        payload = b"\xc1 garbage" if index == 17 else encode_signal(signal)
+        redis_client.xadd(keys.DEFAULT_INPUT_STREAM, {keys.PAYLOAD_FIELD: payload})
+    worker = start_worker("tests.support.algorithms:by_device", redis_url, "--name", "legacy", "--init-primary",
+                          log=tmp_path / "legacy.log")
+    try:
+        wait_for(lambda: redis_client.xlen(keys.PRODUCTION_STREAM) >= 30, 30, "production", [worker])
+    finally:
+        stop(worker)
+    assert sorted(production_entries(redis_client)) == sorted(input_entries(redis_client))
+    assert max(production_entries(redis_client).values()) == 1
