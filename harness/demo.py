@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -96,7 +97,11 @@ def _cut_over(plan: DemoPlan, supervisor: Supervisor) -> None:
     cutover = supervisor.spawn("cutover", ["cutover", "--redis-url", plan.redis_url, "--policy",
                                            str(plan.cutover_policy), "--stop-with", "process",
                                            "--actor", "harness-demo"])
-    if cutover.wait(timeout=180) != 0:
+    try:
+        code = cutover.wait(timeout=180)
+    except subprocess.TimeoutExpired:
+        raise DemoError(f"the cutover did not finish within 180 s; see {plan.log_dir}/cutover.log") from None
+    if code != 0:
         raise DemoError(f"the cutover was refused or failed: {supervisor.tail('cutover', 2)}")
 
 

@@ -19,7 +19,7 @@ from harness.cutover.plan import (
     run_cutover,
     run_rollback,
 )
-from harness.cutover.roles import read_roles
+from harness.cutover.roles import RolesError, read_roles
 from harness.cutover.status import status
 from harness.cutover.stoppers import StopperError, make_stopper
 
@@ -97,7 +97,7 @@ def cutover_command(redis_url: str, input_stream: str, target: str, retiring: st
 
     try:
         roles = run_cutover(client, request, make_stopper(stop_with), gate)
-    except (CutoverRefused, StopperError) as exc:
+    except (CutoverRefused, StopperError, RolesError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{roles.primary} is primary (epoch {roles.epoch}); {retiring} drained; "
                f"rollback possible until {_when(roles.rollback_until_ms)}")
@@ -124,7 +124,7 @@ def rollback_command(redis_url: str, input_stream: str, target: str, force: bool
     try:
         roles = run_rollback(client, stopper, target, _force_reason(force, reason), catch_up_s=catch_up,
                              who=actor, input_stream=input_stream)
-    except (CutoverRefused, StopperError) as exc:
+    except (CutoverRefused, StopperError, RolesError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{roles.primary} is primary again (epoch {roles.epoch})")
 

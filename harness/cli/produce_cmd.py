@@ -34,9 +34,11 @@ from harness.transport.trim import trim_stream
               help="Publish on this pub/sub channel instead of the input stream.")
 @click.option("--trim/--no-trim", envvar="HARNESS_PRODUCE_TRIM", show_envvar=True, default=False, show_default=True,
               help="Trim the input stream as it goes, only below what every consumer group has acked.")
+@click.option("--trim-min-groups", envvar="HARNESS_TRIM_MIN_GROUPS", show_envvar=True, show_default=True, default=2,
+              type=click.IntRange(1), help="With --trim: trim nothing until at least this many consumer groups exist.")
 def produce_command(
     redis_url: str, input_stream: str, count: int, seed: int, rate: float | None, devices: int, samples: int,
-    out_path: Path | None, from_path: Path | None, publish_channel: str | None, trim: bool,
+    out_path: Path | None, from_path: Path | None, publish_channel: str | None, trim: bool, trim_min_groups: int,
 ) -> None:
     """Send synthetic signals (or replay a recorded file) to the input stream."""
     from harness.producer.files import read_signals, write_signals  # pandas: slow to import
@@ -50,7 +52,8 @@ def produce_command(
         click.echo(f"wrote {written} signals to {out_path}")
         return
     client = redis.Redis.from_url(redis_url)
-    sent = publish_signals(client, signals, input_stream, rate=rate, channel=publish_channel, trim=trim)
+    sent = publish_signals(client, signals, input_stream, rate=rate, channel=publish_channel, trim=trim,
+                           trim_min_groups=trim_min_groups)
     target = f"channel {publish_channel}" if publish_channel else f"stream {input_stream}"
     click.echo(f"sent {sent} signals to {target}")
 

@@ -164,12 +164,16 @@ class ComparatorService:
             count=self._settings.read_count, block=self._settings.block_ms, noack=True,
         )
         now_ms = server_time_ms(self._client)
-        got = self._ingest(response, now_ms)
-        self.state.expire(now_ms)
+        got, backlog = self._ingest(response, now_ms)
+        if not backlog:
+            # Only once caught up: after a restart, a partner may still be deep in the backlog,
+            # and the timeout is about results that never come, not about results not read yet.
+            self.state.expire(now_ms)
         return got
 
-    def _ingest(self, response: Any, now_ms: float) -> int:
-        total = 0
+    def _ingest(self, response: Any, now_ms: float) -> tuple[int, bool]:
+        """Returns (results ingested, whether some feed has more waiting)."""
+        total, backlog = 0, False
         streams = response.items() if isinstance(response, dict) else (response or [])
         for stream_name, entries in streams:
             if not entries:
@@ -181,7 +185,8 @@ class ComparatorService:
             self.state.ingest(feed.side, records, now_ms)
             self._cursors[stream] = text(entries[-1][0])
             total += len(entries)
-        return total
+            backlog = backlog or len(entries) >= self._settings.read_count
+        return total, backlog
 
     def checkpoint(self) -> None:
         """Persist the state and the cursors of what it has counted, in one transaction."""

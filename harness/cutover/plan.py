@@ -103,7 +103,7 @@ def run_cutover(client: redis.Redis, request: CutoverRequest, stopper: WorkerSto
               gate=outcome.verdict, started_at=str(int(time.time())))
 
     if not _done(_progress(client), "cutover", request.target, CUTOVER_STEPS, "switch"):
-        roles = switch_primary(client, request.target, request.rollback_window_s)
+        roles = switch_primary(client, request.target, request.rollback_window_s, request.input_stream)
         audit.record(client, "cutover", "switch", roles.epoch, who=who, primary=roles.primary,
                      watermark=roles.watermark)
         _mark(client, "cutover", "switch", epoch=str(roles.epoch))
@@ -143,12 +143,14 @@ def run_rollback(client: redis.Redis, stopper: WorkerStopper, to: str = "legacy"
     if not _done(_progress(client), "rollback", to, ROLLBACK_STEPS, "start"):
         client.delete(keys.control_key(to))
         stopper.start(client, to)
-        _wait_caught_up(client, to, catch_up_s, input_stream)
-        audit.record(client, "rollback", "start", read_roles(client).epoch, who=who, worker=to)
+        lag = _wait_caught_up(client, to, catch_up_s, input_stream)
+        audit.record(client, "rollback", "start", read_roles(client).epoch, who=who, worker=to,
+                     lag=str(lag), detail=None if lag is not None and lag <= CAUGHT_UP else
+                     f"not caught up after {catch_up_s:.0f}s: production results wait for it")
         _mark(client, "rollback", "start")
 
     if not _done(_progress(client), "rollback", to, ROLLBACK_STEPS, "switch"):
-        roles = switch_primary(client, to)
+        roles = switch_primary(client, to, input_stream=input_stream)
         audit.record(client, "rollback", "switch", roles.epoch, who=who, primary=roles.primary,
                      watermark=roles.watermark)
         _mark(client, "rollback", "switch", epoch=str(roles.epoch))
@@ -199,10 +201,14 @@ def _pending(client: redis.Redis, group: str, stream: str) -> int:
         return 0
 
 
-def _wait_caught_up(client: redis.Redis, worker: str, timeout_s: float, stream: str) -> None:
+CAUGHT_UP = 100  # entries of lag below which a restored worker is close enough to take over
+
+
+def _wait_caught_up(client: redis.Redis, worker: str, timeout_s: float, stream: str) -> int | None:
+    """Wait for the worker's lag to fall to CAUGHT_UP; returns the last lag seen (None: no group)."""
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        lag = group_lag(client, stream, worker)
-        if lag is not None and lag <= 100:
-            return
-        time.sleep(0.1)
+    while True:
+        lag = group_lag(client, stream, worker, limit=CAUGHT_UP + 1)
+        if (lag is not None and lag <= CAUGHT_UP) or time.monotonic() >= deadline:
+            return lag
+        time.sleep(0.2)

@@ -11,6 +11,7 @@ Exactly one production result per input entry, across a switch:
 
 from __future__ import annotations
 
+import random
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -66,10 +67,23 @@ def _unpublished_results(pipe: Any, worker: str, watermark: str) -> list[tuple[s
     return sorted(found.items(), key=lambda item: parse_entry_id(item[0]))
 
 
-def switch_primary(client: redis.Redis, target: str, rollback_window_s: float | None = None) -> Roles:
+def _first_gap(pipe: Any, input_stream: str, watermark: str, backfill: list[tuple[str, bytes]]) -> str | None:
+    """An input entry between the watermark and the end of the backfill that the target has no result for."""
+    if not backfill:
+        return None
+    covered = {entry for entry, _ in backfill}
+    entries = pipe.xrange(input_stream, min=f"({watermark}", max=backfill[-1][0], count=len(backfill) + 1)
+    return next((text(entry_id) for entry_id, _ in entries if text(entry_id) not in covered), None)
+
+
+SWITCH_ATTEMPTS = 2_000  # optimistic retries while the workers keep committing under the WATCH
+
+
+def switch_primary(client: redis.Redis, target: str, rollback_window_s: float | None = None,
+                   input_stream: str = keys.DEFAULT_INPUT_STREAM) -> Roles:
     """Make `target` primary under a new epoch, handing over production without loss or double."""
     with client.pipeline(transaction=True) as pipe:
-        while True:
+        for _attempt in range(SWITCH_ATTEMPTS):
             try:
                 pipe.watch(keys.ROLES_KEY, keys.results_stream(target))
                 current = read_roles(pipe)
@@ -77,6 +91,14 @@ def switch_primary(client: redis.Redis, target: str, rollback_window_s: float | 
                     pipe.unwatch()
                     return current
                 backfill = _unpublished_results(pipe, target, current.watermark)
+                gap = _first_gap(pipe, input_stream, current.watermark, backfill)
+                if gap is not None:
+                    pipe.unwatch()
+                    raise RolesError(
+                        f"{target} has no result for input entry {gap}, past the production watermark "
+                        f"{current.watermark} (it started later than {current.primary}, or its results were "
+                        f"trimmed): switching now would leave that signal without a production result; "
+                        f"wait until {current.primary} has passed {backfill[-1][0]}, then run it again")
                 epoch = current.epoch + 1
                 now_ms = int(server_time_ms(pipe))
                 watermark = backfill[-1][0] if backfill else current.watermark
@@ -95,5 +117,6 @@ def switch_primary(client: redis.Redis, target: str, rollback_window_s: float | 
                 pipe.execute()
                 return read_roles(client)
             except redis.WatchError:
-                time.sleep(0.001)
-                continue
+                time.sleep(random.uniform(0.001, 0.005))
+    raise RolesError(f"could not switch to {target}: the roles or its results kept changing over "
+                     f"{SWITCH_ATTEMPTS} attempts; run it again")

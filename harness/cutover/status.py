@@ -12,7 +12,7 @@ from harness.cutover.roles import read_roles
 from harness.transport import keys
 from harness.transport.replies import entry_after, text
 
-LAG_SCAN_LIMIT = 100_000  # beyond this, a lag is reported as "at least" the limit
+LAG_SCAN_LIMIT = 10_000  # beyond this (Redis < 7 only), a lag is reported as the limit: "at least"
 
 
 def _iso(ms: int | None) -> str | None:
@@ -21,17 +21,24 @@ def _iso(ms: int | None) -> str | None:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def group_lag(client: redis.Redis, stream: str, group: str) -> int | None:
-    """Entries not yet delivered to the group, plus those delivered but not acked (None: no group)."""
+def group_lag(client: redis.Redis, stream: str, group: str, limit: int = LAG_SCAN_LIMIT) -> int | None:
+    """Entries not yet delivered to the group, plus those delivered but not acked (None: no group).
+
+    Redis 7 reports the lag itself; on older servers the undelivered entries are counted by
+    reading at most `limit` of them.
+    """
     try:
         groups = {text(g["name"]): g for g in client.xinfo_groups(stream)}
     except redis.ResponseError:
         return None
     if group not in groups:
         return None
-    last = text(groups[group]["last-delivered-id"])
-    undelivered = client.xrange(stream, min=f"({last}" if last != "0-0" else "-", count=LAG_SCAN_LIMIT)
-    return len(undelivered) + int(groups[group]["pending"])
+    info = groups[group]
+    if info.get("lag") is not None:
+        return int(info["lag"]) + int(info["pending"])
+    last = text(info["last-delivered-id"])
+    undelivered = client.xrange(stream, min=f"({last}" if last != "0-0" else "-", count=limit)
+    return len(undelivered) + int(info["pending"])
 
 
 def production_summary(client: redis.Redis, input_stream: str = keys.DEFAULT_INPUT_STREAM) -> dict[str, Any] | None:

@@ -37,11 +37,14 @@ def wait_stopped(client: redis.Redis, worker: str, timeout_s: float) -> bool:
     return False
 
 
-def idling_drained(client: redis.Redis, worker: str) -> bool:
-    """A drained worker that was restarted and waits: clearing its flag resumes it, no start needed."""
+HEARTBEAT_FRESH_MS = 5_000  # a worker that has not beaten for this long is taken for dead
+
+
+def alive(client: redis.Redis, worker: str) -> bool:
+    """A worker process is up (running, or idling drained): starting another would split its input."""
     beat = heartbeat(client, worker)
-    fresh = time.time() * 1000 - float(beat.get("last_seen_ms", 0)) < 5_000
-    return beat.get("state") == "drained" and fresh
+    fresh = time.time() * 1000 - float(beat.get("last_seen_ms", 0)) < HEARTBEAT_FRESH_MS
+    return fresh and beat.get("state") in ("running", "drained")
 
 
 class WorkerStopper(ABC):
@@ -77,12 +80,14 @@ class ProcessStopper(WorkerStopper):
             try:
                 os.kill(pid, signal.SIGTERM)  # finishes the batch in hand and acks it
             except ProcessLookupError:
+                # Gone without saying so (killed): nothing consumes any more; record it.
+                client.hset(keys.heartbeat_key(worker), "state", "stopped")
                 return
         if not wait_stopped(client, worker, timeout_s / 2):
             raise StopperError(f"{worker} (pid {pid}) did not stop within {timeout_s:.0f}s")
 
     def start(self, client: redis.Redis, worker: str) -> None:
-        if not self._start_args or idling_drained(client, worker):
+        if not self._start_args or alive(client, worker):
             return
         subprocess.Popen([sys.executable, "-m", "harness", *self._start_args], start_new_session=True,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)

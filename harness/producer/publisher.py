@@ -22,6 +22,7 @@ def publish_signals(
     channel: str | None = None,
     batch_size: int = 200,
     trim: bool = False,
+    trim_min_groups: int = 2,
     on_progress: Callable[[int], None] | None = None,
 ) -> int:
     """Send every signal; `rate` is signals/s (None: as fast as possible). Returns the count."""
@@ -46,7 +47,7 @@ def publish_signals(
             if on_progress:
                 on_progress(sent)
             if trim and not channel and sent % TRIM_EVERY < flush_at:
-                trim_stream(client, stream)
+                trim_stream(client, stream, min_groups=trim_min_groups)
             if rate:
                 ahead = sent / rate - (time.monotonic() - started)
                 if ahead > 0:

@@ -150,3 +150,14 @@ def test_tapped_production_stream_of_json_is_compared_unchanged(redis_url: str, 
     assert full["counts"]["matched"] == 50  # type: ignore[index]
     assert full["agreement"]["ari"] == 1.0  # type: ignore[index]
     assert full["latency_ms"]["legacy"]["count"] == 0, "the tap has no timings"  # type: ignore[index]
+
+
+def test_backlog_is_not_taken_for_missing_results(redis_url: str, redis_client: redis.Redis, tmp_path: Path) -> None:
+    # The candidate's results arrive in the opposite order: partners are deep in the backlog
+    # (as after a restart that followed a long downtime), far past the tiny join timeout.
+    write(redis_client, "legacy", [result("legacy", f"s{i}", "a") for i in range(6000)])
+    write(redis_client, "candidate", [result("candidate", f"s{i}", "b") for i in reversed(range(6000))])
+    process = comparator(redis_url, tmp_path, "--timeout", "0.001", "--exit-when-idle", "1")
+    assert process.wait(timeout=60) == 0
+    final = counts(redis_client)
+    assert (final["matched"], final["missing_legacy"], final["missing_candidate"]) == (6000, 0, 0)
