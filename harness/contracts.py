@@ -228,11 +228,25 @@ _CLUSTERED_KEYS = (
 )
 
 
+# On the wire a result is a msgpack array in this order, the version first: half the bytes of a
+# map and a quarter of its decoding time, which is most of the comparator's work per result.
+RESULT_KEYS: tuple[str, ...] = ("v", *(wire_key for wire_key, _ in _CLUSTERED_KEYS))
+
+
 def encode_clustered(result: SignalClustered) -> bytes:
-    wire: dict[str, Any] = {"v": SCHEMA_VERSION}
-    for wire_key, attr in _CLUSTERED_KEYS:
-        wire[wire_key] = getattr(result, attr)
-    return bytes(msgpack.packb(wire, use_bin_type=True))
+    row = [SCHEMA_VERSION, *(getattr(result, attr) for _, attr in _CLUSTERED_KEYS)]
+    return bytes(msgpack.packb(row, use_bin_type=True))
+
+
+def result_record(raw: Any) -> dict[str, Any]:
+    """A decoded result, array (the wire form) or map (JSON, hand-made), as a map of wire keys."""
+    if isinstance(raw, list | tuple):
+        if len(raw) != len(RESULT_KEYS):
+            raise ContractError("wrong_schema", f"a result row has {len(raw)} fields, expected {len(RESULT_KEYS)}")
+        return dict(zip(RESULT_KEYS, raw, strict=True))
+    if isinstance(raw, dict):
+        return raw
+    raise ContractError("wrong_schema", f"a result must be an array or a map, got {type(raw).__name__}")
 
 
 def clustered_to_dict(result: SignalClustered) -> dict[str, Any]:
@@ -247,9 +261,7 @@ def decode_clustered(payload: bytes) -> SignalClustered:
         raw = msgpack.unpackb(payload, raw=False) if payload[:1] != b"{" else json.loads(payload)
     except Exception as exc:
         raise ContractError("undecodable", f"result is not msgpack or JSON: {type(exc).__name__}") from None
-    if not isinstance(raw, dict):
-        raise ContractError("wrong_schema", "a result must be a map")
-    return clustered_from_dict(raw)
+    return clustered_from_dict(result_record(raw))
 
 
 def clustered_from_dict(raw: dict[str, Any]) -> SignalClustered:

@@ -8,6 +8,7 @@ import msgpack
 import pandas as pd
 import redis
 
+from harness.contracts import result_record
 from harness.transport import keys
 
 EXPORT_COLUMNS = ["signal_id", "device_id", "true_kind", "legacy_label", "candidate_label", "legacy_outcome",
@@ -21,7 +22,7 @@ def _results_frame(client: redis.Redis, worker: str, chunk: int = 10_000) -> pd.
     while True:
         entries = client.xrange(keys.results_stream(worker), min=start, count=chunk)
         for _, fields in entries:
-            record = msgpack.unpackb(fields[keys.PAYLOAD_FIELD], raw=False)
+            record = result_record(msgpack.unpackb(fields[keys.PAYLOAD_FIELD], raw=False))
             rows.append({
                 "signal_id": record.get("id"), "device_id": record.get("device"), "true_kind": record.get("kind"),
                 "label": record.get("label"), "outcome": record.get("outcome"), "error_type": record.get("err_type"),

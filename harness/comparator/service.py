@@ -11,7 +11,6 @@ import gc
 import json
 import logging
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -213,22 +212,20 @@ def _payload(fields: Any) -> bytes:
     return bytes(pairs.get(keys.PAYLOAD_FIELD, b""))
 
 
-def _decode_batch(entries: list[Any]) -> list[Mapping[str, Any]]:
+def _decode_batch(entries: list[Any]) -> list[Any]:
     """Decode a batch of results; the common case in one comprehension, the odd entry one by one."""
     try:
         records = [_unpackb(fields[1], raw=False) for _, fields in entries]
-        if all(fields[0] == keys.PAYLOAD_FIELD for _, fields in entries) and all(
-                type(record) is dict for record in records):
-            return records
+        if all(fields[0] == keys.PAYLOAD_FIELD for _, fields in entries):
+            return records  # rows (the wire form) or maps: the state reads both, and rejects the rest
     except Exception:
         pass  # a malformed entry in the batch: take the careful path below
     return [_unpack(_payload(fields)) for _, fields in entries]
 
 
-def _unpack(payload: bytes) -> Mapping[str, Any]:
+def _unpack(payload: bytes) -> Any:
     # A result that breaks the contract is counted as `rejected` by the state, not dropped.
     try:
-        record = msgpack.unpackb(payload, raw=False)
+        return msgpack.unpackb(payload, raw=False)
     except Exception:
         return {"id": None}
-    return record if isinstance(record, dict) else {"id": None}

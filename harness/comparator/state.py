@@ -14,7 +14,7 @@ from harness.comparator.join import MASK, SLOTS, Entry, JoinBuffer, Slot
 from harness.comparator.latency import LatencyHistogram
 from harness.comparator.pairs import ERROR, PairStats
 from harness.comparator.reservoir import DEFAULT_CAPACITY, Reservoir
-from harness.contracts import DEFAULT_LABEL
+from harness.contracts import DEFAULT_LABEL, RESULT_KEYS, SCHEMA_VERSION
 from harness.report.schema import build_report
 
 PRIMARY_SIDES = ("legacy", "candidate")
@@ -26,6 +26,11 @@ _NO_CODE = -1
 # one C call fetches every field the comparator reads, instead of one lookup each
 _FIELDS = itemgetter("id", "outcome", "published_ms", "entered_ms", "proc_ms", "label", "device", "kind")
 _REQUIRED_FIELDS = itemgetter("id", "outcome", "published_ms", "entered_ms", "proc_ms")
+# The same fields in a result row, the wire form (harness.contracts.RESULT_KEYS gives the order).
+_AT = {key: index for index, key in enumerate(RESULT_KEYS)}
+_ROW_FIELDS = itemgetter(*(_AT[key] for key in ("v", "id", "outcome", "published_ms", "entered_ms", "proc_ms",
+                                                "label", "device", "kind")))
+_ROW_LENGTH, _ROW_ERROR_TYPE = len(RESULT_KEYS), _AT["err_type"]
 
 
 class SideStats:
@@ -75,7 +80,7 @@ class SideStats:
 
 
 class ComparatorState:
-    """Feed it batches of decoded `SignalClustered` wire maps per side; ask it for a report at any time.
+    """Feed it batches of decoded `SignalClustered` results per side; ask it for a report at any time.
 
     Agreement uses the pairs where both sides clustered the signal; pairs with an error or an
     unclustered outcome on either side are accounted for in the errors section instead.
@@ -115,7 +120,8 @@ class ComparatorState:
 
     # --- ingestion ------------------------------------------------------------------------------
 
-    def ingest(self, side: str, records: Sequence[Mapping[str, Any]], now_ms: float) -> None:
+    def ingest(self, side: str, records: Sequence[Mapping[str, Any] | list[Any]], now_ms: float) -> None:
+        """Records are decoded results: rows in the wire order (RESULT_KEYS) or maps of wire keys."""
         index = self._side_index.get(side)
         if index is None:
             raise ValueError(f"unknown side {side!r}; this comparator joins {', '.join(self.sides)}")
@@ -128,11 +134,18 @@ class ComparatorState:
         rejected = 0
         for record in records:
             try:
-                try:
-                    sid, outcome_name, published, entered, proc, label, device, kind = _FIELDS(record)
-                except KeyError:  # the optional keys may be absent from a hand-made result
-                    sid, outcome_name, published, entered, proc = _REQUIRED_FIELDS(record)
-                    label, device, kind = record.get("label"), record.get("device"), record.get("kind")
+                if isinstance(record, list):  # the wire form: a row in RESULT_KEYS order
+                    version, sid, outcome_name, published, entered, proc, label, device, kind = _ROW_FIELDS(record)
+                    if version != SCHEMA_VERSION or len(record) != _ROW_LENGTH:
+                        raise ValueError(version)
+                    error_type = record[_ROW_ERROR_TYPE]
+                else:
+                    try:
+                        sid, outcome_name, published, entered, proc, label, device, kind = _FIELDS(record)
+                    except KeyError:  # the optional keys may be absent from a hand-made result
+                        sid, outcome_name, published, entered, proc = _REQUIRED_FIELDS(record)
+                        label, device, kind = record.get("label"), record.get("device"), record.get("kind")
+                    error_type = record.get("err_type")
                 outcome = _OUTCOME_CODES[outcome_name]
                 latency = published - entered + 0.0
                 proc += 0.0
@@ -148,8 +161,8 @@ class ComparatorState:
                 if kind is not None:
                     kind_code = kinds.setdefault(kind, len(kinds))
                 if outcome == ERROR:
-                    error_code = error_types.setdefault(record.get("err_type") or "unknown", len(error_types))
-            except (KeyError, TypeError, ValueError):
+                    error_code = error_types.setdefault(error_type or "unknown", len(error_types))
+            except (KeyError, TypeError, ValueError, IndexError, AttributeError):
                 rejected += 1  # breaks the contract (no id, unknown outcome, non-numeric times)
                 continue
             ids.append(sid)

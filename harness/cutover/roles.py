@@ -16,9 +16,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import msgpack
 import redis
 
+from harness.contracts import decode_clustered
 from harness.transport import keys
 from harness.transport.replies import entry_after, parse_entry_id, server_time_ms, text
 
@@ -59,7 +59,7 @@ def _unpublished_results(pipe: Any, worker: str, watermark: str) -> list[tuple[s
             break
         for _stream_id, fields in chunk:
             payload = fields[keys.PAYLOAD_FIELD]
-            entry = msgpack.unpackb(payload, raw=False).get("entry")
+            entry = decode_clustered(payload).input_entry_id
             if not entry or not entry_after(entry, watermark):
                 return sorted(found.items(), key=lambda item: parse_entry_id(item[0]))
             found.setdefault(entry, payload)
