@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -184,3 +185,34 @@ def test_a_rejected_message_mid_batch_does_not_cost_other_signals_their_producti
         stop(worker)
     assert sorted(production_entries(redis_client)) == sorted(input_entries(redis_client))
     assert max(production_entries(redis_client).values()) == 1
+
+
+def test_retire_waits_for_the_window_then_removes_legacy_group_and_state(
+    redis_url: str, redis_client: redis.Redis, tmp_path: Path, shadow_pair: tuple[subprocess.Popen[bytes], ...]
+) -> None:
+    import json
+
+    harness("produce", "--redis-url", redis_url, "--count", "100")
+    wait_for(lambda: redis_client.xlen(keys.results_stream("legacy")) >= 100
+             and redis_client.xlen(keys.results_stream("candidate")) >= 100, 60, "both workers done")
+    assert list(redis_client.scan_iter(match="harness:state:legacy:*")), "legacy keeps cluster state"
+    cut = harness("cutover", "--redis-url", redis_url, "--force", "--reason", "retire test", "--stop-with", "process",
+                  "--rollback-window", "2")
+    assert cut.returncode == 0, cut.stderr
+
+    early = harness("retire", "legacy", "--redis-url", redis_url)
+    assert early.returncode == 1 and "rollback window is open" in early.stderr
+    status = json.loads(harness("status", "--redis-url", redis_url, "--json").stdout)
+    assert status["roles"]["primary"] == "candidate" and status["roles"]["epoch"] == 2
+    assert set(status["groups"]) == {"legacy", "candidate"}
+    assert status["groups"]["legacy"]["draining"] is True
+    assert [entry["step"] for entry in status["audit"]][-4:] == ["gate", "switch", "drain", "done"]
+
+    time.sleep(2.5)
+    retired = harness("retire", "legacy", "--redis-url", redis_url)
+    assert retired.returncode == 0, retired.stderr
+    groups = {g["name"].decode() for g in redis_client.xinfo_groups(keys.DEFAULT_INPUT_STREAM)}
+    assert groups == {"candidate"}
+    assert not list(redis_client.scan_iter(match="harness:state:legacy:*"))
+    assert list(redis_client.scan_iter(match="harness:state:candidate:*")), "the candidate's state is untouched"
+    assert redis_client.xrange(keys.AUDIT_STREAM)[-1][1][b"action"] == b"retire"
