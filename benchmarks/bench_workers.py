@@ -1,8 +1,10 @@
 """Worker throughput: the same WorkerRuntime drains one pre-filled stream with a null, the candidate and legacy.
 
-Each worker runs in its own process (as in production) and reads through its own consumer group on the
-same input stream. A worker's time runs from its first read to the end of its last commit, so the idle
-wait before it exits is not counted. The last line printed is a JSON summary.
+A fourth worker, `raw`, is the yardstick for the harness's own cost: a loop written with redis-py alone
+(XREADGROUP, msgpack decode, XADD of a result, XACK), no harness code. Each worker runs in its own
+process (as in production) and reads through its own consumer group on the same input stream. A worker's
+time runs from its first read to the end of its last commit, so the idle wait before it exits is not
+counted. The last line printed is a JSON summary.
 
     python benchmarks/bench_workers.py [--signals 50000] [--samples 1000] [--batch-size 500]
 """
@@ -16,10 +18,13 @@ import json
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import msgpack
+import numpy as np
 import redis
 
 from harness.clustering import Assignment, ClusteringAlgorithm, WorkerContext
@@ -33,7 +38,7 @@ from harness.transport.base import CommitBatch, CommitOutcome, Delivery, Transpo
 from harness.transport.streams import StreamTransport
 
 INPUT_STREAM = "bench:signals"
-WORKERS = ("null", "candidate", "legacy")  # the order they drain in
+WORKERS = ("raw", "null", "candidate", "legacy")  # the order they drain in
 DISTINCT_SIGNALS = 5_000  # generated once, then re-encoded under fresh ids up to --signals
 FILL_CHUNK = 1_000  # XADDs per pipeline round trip
 IDLE_EXIT_S = 0.3  # how long a worker waits on an empty stream before it exits (not timed)
@@ -53,8 +58,11 @@ class NullAlgorithm:
         return [self._fixed] * len(signals)
 
 
-class TimedTransport(Transport):
-    """Delegates to a real transport; notes when the first read starts and when the last commit ends."""
+class TimedTransport:
+    """Wraps a real transport; notes when the first read starts and when the last commit ends.
+
+    Everything else is delegated as is, so the wrapper follows the transport interface as it grows.
+    """
 
     def __init__(self, inner: Transport) -> None:
         self._inner = inner
@@ -71,17 +79,8 @@ class TimedTransport(Transport):
         self.last_commit_at = time.perf_counter()
         return outcome
 
-    def first_sightings(self, ids: Sequence[tuple[str, str]]) -> list[bool]:
-        return self._inner.first_sightings(ids)
-
-    def server_time_ms(self) -> float:
-        return self._inner.server_time_ms()
-
-    def reset(self) -> None:
-        self._inner.reset()
-
-    def close(self) -> None:
-        self._inner.close()
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
 
 
 # --- parent: fill, run the workers one after the other, report ---------------------------------------
@@ -117,9 +116,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--signals", type=int, default=50_000)
     parser.add_argument("--samples", type=int, default=1_000, help="samples per signal")
     parser.add_argument("--batch-size", type=int, default=500)
-    parser.add_argument("--workers", default=",".join(WORKERS), help="comma-separated subset of null,candidate,legacy")
+    parser.add_argument("--workers", default=",".join(WORKERS),
+                        help="comma-separated subset of raw,null,candidate,legacy")
     parser.add_argument("--runs", type=int, default=3,
-                        help="drains of null and the candidate (fresh consumer groups each); the best is kept. "
+                        help="drains of raw, null and the candidate (fresh consumer groups each); the best is kept. "
                              "Legacy is drained once")
     parser.add_argument("--profile", metavar="DIR", help="write a cProfile .pstats per worker into DIR")
     parser.add_argument("--drain", choices=WORKERS, help=argparse.SUPPRESS)  # internal: the child process
@@ -127,7 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.drain:
-        print(json.dumps(drain(args.drain, args.name or args.drain, args.url, args.batch_size, args.profile)))
+        drainer = drain_raw if args.drain == "raw" else drain
+        print(json.dumps(drainer(args.drain, args.name or args.drain, args.url, args.batch_size, args.profile)))
         return 0
     if args.profile:
         Path(args.profile).mkdir(parents=True, exist_ok=True)
@@ -165,8 +166,9 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{row['dead_letters']:>5} {check:>6}  {runs:<16}  {row['by_outcome']}")
     summary: dict[str, float | None] = {f"{name}_sps": round(figures[name]["sps"], 1) if name in figures else None
                                         for name in WORKERS}
-    null_sps, candidate_sps = summary["null_sps"], summary["candidate_sps"]
+    null_sps, candidate_sps, raw_sps = summary["null_sps"], summary["candidate_sps"], summary["raw_sps"]
     summary["candidate_vs_null"] = round(candidate_sps / null_sps, 3) if null_sps and candidate_sps else None
+    summary["null_vs_raw"] = round(null_sps / raw_sps, 3) if null_sps and raw_sps else None
     if candidate_sps is not None:
         ok = candidate_sps >= CANDIDATE_TARGET_SPS and (summary["candidate_vs_null"] or 0) >= CANDIDATE_TARGET_VS_NULL
         print(f"\ncandidate target (>= {CANDIDATE_TARGET_SPS:,.0f}/s and >= {CANDIDATE_TARGET_VS_NULL} x null): "
@@ -189,7 +191,7 @@ def drain(kind: str, name: str, url: str, batch_size: int, profile_dir: str | No
     transport = TimedTransport(StreamTransport(client, name, input_stream=INPUT_STREAM))
     settings = RuntimeSettings(worker_name=name, batch_size=batch_size, block_ms=BLOCK_MS,
                                exit_when_idle_s=IDLE_EXIT_S)
-    runtime = WorkerRuntime(transport, build_algorithm(kind, name, client), settings)
+    runtime = WorkerRuntime(cast(Transport, transport), build_algorithm(kind, name, client), settings)
     profiler = cProfile.Profile() if profile_dir else None
     if profiler:
         profiler.enable()
@@ -201,6 +203,63 @@ def drain(kind: str, name: str, url: str, batch_size: int, profile_dir: str | No
     seconds = (transport.last_commit_at or transport.first_read_at) - transport.first_read_at
     return {"worker": name, "seconds": seconds, "processed": stats.processed, "batches": stats.batches,
             "errors": stats.errors, "by_outcome": stats.by_outcome}
+
+
+# --- child: the raw loop, redis-py only -----------------------------------------------------------------
+
+
+def raw_result(entry_id: bytes, signal: dict[str, Any], name: str, started_ms: float) -> tuple[str, bytes]:
+    """A result row shaped like the harness's (same fields, same msgpack array), built by hand."""
+    samples = np.frombuffer(signal["samples"], dtype="<f4")
+    meta = signal["meta"]
+    outcome = "clustered" if samples.size and np.isfinite(samples).all() else "error"
+    now_ms = time.time() * 1000
+    row = [1, signal["id"], name, "raw-1", outcome, "normal", False, float(entry_id.split(b"-", 1)[0]), now_ms,
+           now_ms - started_ms, meta["device"], meta["kind"], None, None, False, entry_id.decode(), None]
+    return outcome, bytes(msgpack.packb(row, use_bin_type=True))
+
+
+def drain_raw(kind: str, name: str, url: str, batch_size: int, profile_dir: str | None) -> dict[str, Any]:
+    """XREADGROUP a batch, decode each payload, then XADD the results and XACK the batch in one MULTI/EXEC.
+
+    The harness's commit is one atomic Lua script, hence MULTI/EXEC here too. Not done: dedupe, dead
+    letters, the production fence, heartbeats, clock correction and logs (that is the harness's cost).
+    """
+    client = redis.Redis.from_url(url)
+    results, field = keys.results_stream(name), keys.PAYLOAD_FIELD  # names only
+    client.xgroup_create(INPUT_STREAM, name, id="0", mkstream=True)
+    profiler = cProfile.Profile() if profile_dir else None
+    if profiler:
+        profiler.enable()
+    first_read_at = last_commit_at = idle_since = None
+    by_outcome: Counter[str] = Counter()
+    batches = 0
+    while True:
+        first_read_at = first_read_at or time.perf_counter()
+        reply = client.xreadgroup(name, name, {INPUT_STREAM: ">"}, count=batch_size, block=BLOCK_MS)
+        if not reply or not reply[0][1]:
+            idle_since = idle_since or time.monotonic()
+            if time.monotonic() - idle_since >= IDLE_EXIT_S:
+                break
+            continue
+        idle_since = None
+        started_ms = time.time() * 1000
+        entries = reply[0][1]
+        pipe = client.pipeline(transaction=True)
+        for entry_id, fields in entries:
+            outcome, row = raw_result(entry_id, msgpack.unpackb(fields[field], raw=False), name, started_ms)
+            pipe.xadd(results, {field: row})
+            by_outcome[outcome] += 1
+        pipe.xack(INPUT_STREAM, name, *(entry_id for entry_id, _ in entries))
+        pipe.execute()
+        last_commit_at = time.perf_counter()
+        batches += 1
+    if profiler:
+        profiler.disable()
+        profiler.dump_stats(str(Path(profile_dir or ".") / f"worker-{name}.pstats"))
+    seconds = (last_commit_at or first_read_at) - first_read_at
+    return {"worker": name, "seconds": seconds, "processed": by_outcome.total(), "batches": batches,
+            "errors": by_outcome["error"], "by_outcome": dict(by_outcome)}
 
 
 if __name__ == "__main__":
