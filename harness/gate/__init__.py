@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from harness.gate.policy import RULES, Policy, PolicyError, Rule, ThresholdSettings, load_policy, parse_policy
-from harness.gate.rules import evaluate
+from harness.gate.policy import Policy, PolicyError, ThresholdSettings, load_policy, parse_policy
+from harness.gate.rules import RULES, Rule, RuleSpec, evaluate
 from harness.gate.verdict import GateResult, Outcome, RuleResult, Verdict, decide, unusable
 from harness.report.schema import ReportError, validate_report
 
@@ -22,6 +22,7 @@ __all__ = [
     "PolicyError",
     "Rule",
     "RuleResult",
+    "RuleSpec",
     "Verdict",
     "judge",
     "load_policy",
@@ -53,7 +54,7 @@ def judge(
     stale = _staleness(report, policy, now or datetime.now(UTC))
     if stale is not None:
         return unusable(f"{source}: {stale}", confidence=policy.confidence, source=source, policy=policy.source)
-    results = evaluate(report, policy)
+    results = evaluate(report, policy.rules, min_pairs=policy.min_pairs, confidence=policy.confidence)
     if policy.threshold is not None:
         results += threshold_rules(policy.threshold, candidate, candidate_env)
     return decide(results, confidence=policy.confidence, warn_only=policy.non_critical == "warn",

@@ -1,34 +1,115 @@
-"""Each gate rule judged against a `harness.report/1` dict: pure functions of (rule, report, confidence)."""
+"""The gate's rules, each declared once in RULES (what it measures, its parameters, how it is judged)."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+import statistics
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from harness.gate.policy import Policy, Rule
 from harness.gate.stats import increase_test, slower_test, wilson_interval
 from harness.gate.verdict import Outcome, RuleResult
 
+ParamValue = float | int | str | None
+METRICS = ("ari", "nmi", "matched_accuracy")
 MAX_LISTED_DEVICES = 5  # failing devices named in a per_device line
 
 
-def evaluate(report: Mapping[str, Any], policy: Policy) -> list[RuleResult]:
-    """The matched-pairs rule, then every rule of the policy; all SKIP when pairs are too few."""
+# --- parameters: each parser returns the value or raises ValueError("<what it must be>") -----------
+
+
+def parse_unit(value: Any) -> float:
+    number = _finite(value, "a number in [0, 1]")
+    if not 0.0 <= number <= 1.0:
+        raise ValueError("a number in [0, 1]")
+    return number
+
+
+def parse_positive(value: Any) -> float:
+    number = _finite(value, "a number > 0")
+    if not number > 0:
+        raise ValueError("a number > 0")
+    return number
+
+
+def parse_count(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError("an integer >= 0")
+    return value
+
+
+def _parse_metric(value: Any) -> str:
+    if value not in METRICS:
+        raise ValueError(f"one of {', '.join(METRICS)}")
+    return str(value)
+
+
+def _finite(value: Any, expected: str) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+        raise ValueError(expected)
+    return float(value)
+
+
+@dataclass(frozen=True)
+class Param:
+    default: ParamValue  # None: unset unless the policy sets it
+    parse: Callable[[Any], ParamValue]
+    meaning: str
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A rule as a policy configures it: its registry name and its parameters, defaults filled in."""
+
+    name: str
+    params: Mapping[str, ParamValue] = field(hash=False)
+    critical: bool = False
+    muted: bool = False  # reported, never judged
+
+    def number(self, key: str) -> float:
+        value = self.params[key]
+        if not isinstance(value, int | float):
+            raise TypeError(f"{self.name}.{key} is not a number")
+        return float(value)
+
+    def optional_number(self, key: str) -> float | None:
+        return None if self.params.get(key) is None else self.number(key)
+
+    def text(self, key: str) -> str:
+        return str(self.params[key])
+
+
+Judge = Callable[[Rule, Mapping[str, Any], float], RuleResult]  # (rule, report, confidence) -> result
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    """One entry of the registry; docs/gate.md has a row for each (a test checks)."""
+
+    name: str
+    measures: str  # the report field judged and the condition, in a sentence
+    params: Mapping[str, Param] = field(hash=False)
+    judge: Judge = field(hash=False)
+
+
+def evaluate(report: Mapping[str, Any], rules: Sequence[Rule], *, min_pairs: int,
+             confidence: float) -> list[RuleResult]:
+    """The matched-pairs rule, then every rule given; all SKIP when pairs are too few."""
     matched = _count(_get(report, "counts", "matched"))
-    enough = matched >= policy.min_pairs
-    pairs = RuleResult(
-        "matched_pairs", Outcome.PASS if enough else Outcome.INCONCLUSIVE, float(matched),
-        f">= {policy.min_pairs:,}",
-        f"matched_pairs {matched:,} {'>=' if enough else '<'} min {policy.min_pairs:,}", critical=True,
-    )
-    results = [pairs]
-    for rule in policy.rules:
-        if not enough:
-            results.append(RuleResult(rule.name, Outcome.SKIP, None, "", f"{rule.name} not judged: too few "
-                                      "matched pairs", rule.critical, rule.muted))
+    enough = matched >= min_pairs
+    shortfall = None if enough else f"{matched:,} matched pairs, {min_pairs:,} needed (gate.min_pairs)"
+    results = [RuleResult(
+        "matched_pairs", Outcome.PASS if enough else Outcome.INCONCLUSIVE, float(matched), f">= {min_pairs:,}",
+        f"matched_pairs {matched:,} {'>=' if enough else '<'} min {min_pairs:,}", critical=True,
+        shortfall=shortfall,
+    )]
+    for rule in rules:
+        if shortfall is not None:
+            results.append(RuleResult(rule.name, Outcome.SKIP, None, "", f"{rule.name} not judged: {shortfall}",
+                                      rule.critical, rule.muted))
             continue
-        judged = _JUDGES[rule.name](rule, report, policy.confidence)
+        judged = RULES[rule.name].judge(rule, report, confidence)
         results.append(RuleResult(rule.name, judged.outcome, judged.measured, judged.condition, judged.text,
                                   rule.critical, rule.muted))
     return results
@@ -48,7 +129,7 @@ def _missing_value(rule: Rule, condition: str, what: str) -> RuleResult:
 # --- agreement ------------------------------------------------------------------------------------
 
 
-def _agreement(metric: str, scope: str | None = None) -> Callable[[Rule, Mapping[str, Any], float], RuleResult]:
+def _agreement(metric: str, scope: str | None) -> Judge:
     """`scope`: None for the whole run, or a sub-section of `agreement` ("window", "anomalies")."""
 
     def judge(rule: Rule, report: Mapping[str, Any], confidence: float) -> RuleResult:
@@ -56,7 +137,7 @@ def _agreement(metric: str, scope: str | None = None) -> Callable[[Rule, Mapping
         value = _number(_get(report, *path))
         bound = rule.number("min")
         how = "min {bound}"
-        margin = rule.optional_number("noise_margin") if "noise_margin" in rule.params else None
+        margin = rule.optional_number("noise_margin")
         floor = _number(_get(report, "noise_floor", metric))
         if margin is not None and floor is not None:
             bound = floor - margin
@@ -100,7 +181,7 @@ def _per_device(rule: Rule, report: Mapping[str, Any], confidence: float) -> Rul
 # --- missing results and errors --------------------------------------------------------------------
 
 
-def _missing(side: str) -> Callable[[Rule, Mapping[str, Any], float], RuleResult]:
+def _missing(side: str) -> Judge:
     def judge(rule: Rule, report: Mapping[str, Any], confidence: float) -> RuleResult:
         limit = rule.number("max_rate")
         counts = report["counts"]
@@ -137,7 +218,7 @@ def _candidate_error_rate(rule: Rule, report: Mapping[str, Any], confidence: flo
                    f"{confidence:.0%} Wilson interval {low:.2%}-{high:.2%}) {'<=' if ok else '>'} max {limit:.2%}")
 
 
-def _increase(outcome: str) -> Callable[[Rule, Mapping[str, Any], float], RuleResult]:
+def _increase(outcome: str) -> Judge:
     def judge(rule: Rule, report: Mapping[str, Any], confidence: float) -> RuleResult:
         margin = rule.number("max_increase")
         condition = f"not significantly above legacy + {margin:.2%} (one-sided z-test, {confidence:.0%})"
@@ -187,7 +268,7 @@ def _mann_whitney(rule: Rule, report: Mapping[str, Any], confidence: float) -> R
     significant, large = test.significant(confidence), test.cliffs_delta > tolerance
     effect = f"Cliff's delta {test.cliffs_delta:+.2f} {'>' if large else '<='} max {tolerance:.2f}"
     p = f"(one-sided {_p(test.p_value)}, alpha {alpha:.2f})"
-    medians = f"medians {_median(candidate):.1f} vs {_median(legacy):.1f} ms"
+    medians = f"medians {statistics.median(candidate):.1f} vs {statistics.median(legacy):.1f} ms"
     if significant and large:
         text = f"candidate slower {p} and {effect}; {medians}"
     elif significant:
@@ -197,25 +278,69 @@ def _mann_whitney(rule: Rule, report: Mapping[str, Any], confidence: float) -> R
     return _result(rule, not (significant and large), test.cliffs_delta, condition, text)
 
 
-_JUDGES: dict[str, Callable[[Rule, Mapping[str, Any], float], RuleResult]] = {
-    "ari": _agreement("ari"),
-    "nmi": _agreement("nmi"),
-    "matched_accuracy": _agreement("matched_accuracy"),
-    "window_ari": _agreement("ari", "window"),
-    "window_nmi": _agreement("nmi", "window"),
-    "window_matched_accuracy": _agreement("matched_accuracy", "window"),
-    "anomalies_ari": _agreement("ari", "anomalies"),
-    "anomalies_nmi": _agreement("nmi", "anomalies"),
-    "anomalies_matched_accuracy": _agreement("matched_accuracy", "anomalies"),
-    "per_device": _per_device,
-    "missing_legacy": _missing("legacy"),
-    "missing_candidate": _missing("candidate"),
-    "candidate_error_rate": _candidate_error_rate,
-    "error_increase": _increase("error"),
-    "unclustered_increase": _increase("unclustered"),
-    "p99_ratio": _p99_ratio,
-    "latency_mann_whitney": _mann_whitney,
+# --- the registry: every rule the gate knows, in the order it is reported ---------------------------
+
+_SCOPES = {  # agreement scope (a section of the report's `agreement`) -> how the docs say it
+    None: "over the whole run",
+    "window": "over the recent window",
+    "anomalies": "without the pairs both sides called default",
 }
+
+
+def _agreement_rule(metric: str, scope: str | None, default: float) -> RuleSpec:
+    where = _SCOPES[scope]
+    params = {"min": Param(default, parse_unit, f"lowest accepted value {where}")}
+    if scope != "anomalies":  # the noise floor includes the default cluster, so it cannot bound the anomalies
+        params["noise_margin"] = Param(None, parse_unit, "with a noise floor in the report: min = noise_floor - margin")
+    path = ".".join(part for part in ("agreement", scope, metric) if part)
+    return RuleSpec(f"{scope}_{metric}" if scope else metric, f"{path} ({where}) >= min", params,
+                    _agreement(metric, scope))
+
+
+def _missing_rule(side: str) -> RuleSpec:
+    return RuleSpec(f"missing_{side}", f"counts.missing_{side} / signals finished <= max_rate",
+                    {"max_rate": Param(0.01, parse_unit, f"highest accepted share of signals {side} never answered")},
+                    _missing(side))
+
+
+def _increase_rule(outcome: str) -> RuleSpec:
+    return RuleSpec(
+        f"{outcome}_increase", f"one-sided two-proportion z-test of the candidate's {outcome} rate over legacy's "
+        "+ max_increase; fails if significant",
+        {"max_increase": Param(0.0, parse_unit, f"tolerated increase of the {outcome} rate over legacy")},
+        _increase(outcome),
+    )
+
+
+RULES: dict[str, RuleSpec] = {spec.name: spec for spec in (
+    _agreement_rule("ari", None, 0.98),
+    _agreement_rule("nmi", None, 0.97),
+    _agreement_rule("matched_accuracy", None, 0.97),
+    *(_agreement_rule(metric, "window", 0.95) for metric in METRICS),
+    *(_agreement_rule(metric, "anomalies", 0.95) for metric in METRICS),
+    RuleSpec("per_device", "agreement.per_device.<device>.<metric> >= min on every device with >= min_pairs "
+             "pairs", {
+                 "metric": Param("ari", _parse_metric, "agreement metric judged per device"),
+                 "min": Param(0.98, parse_unit, "lowest accepted value on any judged device"),
+                 "min_pairs": Param(50, parse_count, "devices with fewer pairs are not judged"),
+             }, _per_device),
+    _missing_rule("legacy"),
+    _missing_rule("candidate"),
+    RuleSpec("candidate_error_rate", "the candidate's error outcomes / all its outcomes <= max_rate, shown "
+             "with its Wilson interval",
+             {"max_rate": Param(0.01, parse_unit, "highest accepted share of candidate errors")},
+             _candidate_error_rate),
+    _increase_rule("error"),
+    _increase_rule("unclustered"),
+    RuleSpec("p99_ratio", "latency_ms.p99_ratio (candidate end-to-end p99 / legacy p99) <= max",
+             {"max": Param(1.5, parse_positive, "highest accepted candidate p99 / legacy p99 (end to end)")},
+             _p99_ratio),
+    RuleSpec("latency_mann_whitney", "Mann-Whitney U on latency_ms.samples (one-sided, candidate slower); "
+             "fails if significant and Cliff's delta > max_effect", {
+                 "max_effect": Param(0.2, parse_unit, "tolerated Cliff's delta (candidate slower) when significant"),
+                 "min_samples": Param(20, parse_count, "fewer latency samples on a side fail the rule"),
+             }, _mann_whitney),
+)}
 
 
 # --- reading the report defensively ----------------------------------------------------------------
@@ -246,12 +371,6 @@ def _samples(value: Any) -> list[float] | None:
         return None
     numbers = [_number(item) for item in value]
     return None if any(number is None for number in numbers) else [float(n) for n in numbers if n is not None]
-
-
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
 def _digits(value: float, bound: float) -> tuple[str, str]:

@@ -51,12 +51,8 @@ def wilson_interval(successes: int, total: int, confidence: float) -> tuple[floa
     """Two-sided Wilson score interval of a proportion; (0, 1) when there is no data."""
     if total <= 0:
         return 0.0, 1.0
-    z = float(stats.norm.ppf(0.5 + confidence / 2.0))
-    p = successes / total
-    denominator = 1.0 + z * z / total
-    centre = (p + z * z / (2 * total)) / denominator
-    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
+    interval = stats.binomtest(successes, total).proportion_ci(confidence_level=confidence, method="wilson")
+    return float(interval.low), float(interval.high)
 
 
 def increase_test(baseline: int, baseline_total: int, candidate: int, candidate_total: int,

@@ -39,6 +39,7 @@ class RuleResult:
     text: str  # the judgement in words, e.g. "ari 0.912 < min 0.980"
     critical: bool = False
     muted: bool = False
+    shortfall: str | None = None  # INCONCLUSIVE: the data there is and the data needed, for the summary
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,11 @@ class GateResult:
             flag = f" ({critical} critical)" if critical else ""
             return f"gate FAIL: {len(failed)} of {len(self.rules)} rules failed{flag}: {names}{more}"
         if self.verdict == Verdict.INCONCLUSIVE:
-            return "gate INCONCLUSIVE: not enough matched pairs to judge; run longer"
+            short = "; ".join(rule.shortfall or rule.text for rule in self.rules
+                              if rule.outcome == Outcome.INCONCLUSIVE)
+            skipped = sum(rule.outcome == Outcome.SKIP for rule in self.rules)
+            waiting = f"; {skipped} rule{'' if skipped == 1 else 's'} not judged" if skipped else ""
+            return f"gate INCONCLUSIVE: {short}{waiting}; run longer"
         return f"gate PASS: {len(self.rules)} rules at {self.confidence:.0%} confidence"
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.errors import ConfigurationError
 from harness.gate import RULES, PolicyError, load_policy, parse_policy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -16,6 +17,14 @@ def write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "policy.toml"
     path.write_text(text)
     return path
+
+
+def refusal(path: Path) -> str:
+    """The error loading `path` raises, checked to be one line."""
+    with pytest.raises(PolicyError) as caught:
+        load_policy(path)
+    assert "\n" not in str(caught.value)
+    return str(caught.value)
 
 
 def test_default_policy_judges_every_rule_and_the_threshold_cases() -> None:
@@ -34,9 +43,45 @@ def test_a_rule_table_without_keys_takes_the_documented_defaults() -> None:
     assert latency.muted and not latency.critical and latency.number("max_effect") == 0.2
 
 
-def test_an_empty_policy_still_requires_the_default_number_of_pairs() -> None:
-    policy = parse_policy({})
-    assert policy.rules == () and policy.min_pairs == 1_000 and policy.non_critical == "fail"
+def test_a_policy_of_one_rule_takes_the_default_gate_settings() -> None:
+    policy = parse_policy({"rules": {"ari": {}}})
+    assert policy.min_pairs == 1_000 and policy.confidence == 0.95 and policy.non_critical == "fail"
+
+
+@pytest.mark.parametrize(("text", "why"), [
+    ("", "it has no [rules.NAME] table and no [threshold]"),
+    ("[gate]\nmin_pairs = 500\n", "it has no [rules.NAME] table and no [threshold]"),
+    ("[rules]\n", "it has no [rules.NAME] table and no [threshold]"),
+    ("[rules.ari]\nmuted = true\n[rules.p99_ratio]\nmuted = true\n", "every rule is muted"),
+])  # fmt: skip
+def test_a_policy_with_no_rule_to_judge_fails_to_load(tmp_path: Path, text: str, why: str) -> None:
+    path = write(tmp_path, text)
+    assert refusal(path) == f"policy {path}: no rule to judge ({why}); add one, e.g. [rules.ari] (docs/gate.md)"
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("[rules.arii]\n", "unknown key 'arii' in [rules]; did you mean 'ari'?"),
+    ("[rules.window-ari]\n", "unknown key 'window-ari' in [rules]; did you mean 'window_ari'?"),
+    ("[rules.error_increse]\n", "unknown key 'error_increse' in [rules]; did you mean 'error_increase'?"),
+    ("[rules.p99_ratio]\nmaxx = 2.0\n", "unknown key 'maxx' in [rules.p99_ratio]; did you mean 'max'?"),
+    ("[rule.ari]\n", "unknown key 'rule' in the top level; did you mean 'rules'?"),
+    ("[gate]\nmin_pair = 10\n[rules.ari]\n", "unknown key 'min_pair' in [gate]; did you mean 'min_pairs'?"),
+])  # fmt: skip
+def test_a_misspelt_name_is_refused_with_the_closest_valid_one(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path, text)
+    assert refusal(path) == f"policy {path}: {message}"
+
+
+def test_an_unknown_key_with_no_close_match_lists_the_valid_ones() -> None:
+    with pytest.raises(PolicyError) as caught:
+        parse_policy({"rules": {"ari": {"zzz": 1}}})
+    assert str(caught.value) == ("policy <policy>: unknown key 'zzz' in [rules.ari]; "
+                                 "known: min, noise_margin, critical, muted")
+
+
+def test_a_policy_error_is_a_configuration_error_the_cli_prints_in_one_line_with_exit_1() -> None:
+    assert issubclass(PolicyError, ConfigurationError) and issubclass(PolicyError, ValueError)
+    assert PolicyError("x").exit_code == 1  # never 2: that is the gate's "inconclusive"
 
 
 def test_rules_are_reported_in_canonical_order_whatever_the_file_order() -> None:
@@ -58,10 +103,7 @@ def test_rules_are_reported_in_canonical_order_whatever_the_file_order() -> None
     ("[rules\n", "is not readable TOML"),
 ])  # fmt: skip
 def test_a_bad_policy_is_refused_in_one_line_naming_the_key(tmp_path: Path, text: str, message: str) -> None:
-    with pytest.raises(PolicyError) as caught:
-        load_policy(write(tmp_path, text))
-    assert message in str(caught.value)
-    assert "\n" not in str(caught.value)
+    assert message in refusal(write(tmp_path, text))
 
 
 def test_a_missing_policy_file_is_a_policy_error(tmp_path: Path) -> None:
@@ -77,11 +119,32 @@ def test_threshold_cases_resolve_against_the_policy_directory(tmp_path: Path) ->
     assert policy.threshold.worker == "candidate" and dict(policy.threshold.env) == {"A": "1"}
 
 
-def test_docs_describe_every_rule_with_its_default() -> None:
-    rows = {line.split("|")[1].strip(): line for line in (ROOT / "docs" / "gate.md").read_text().splitlines()
-            if line.startswith("| `")}
-    for name, params in RULES.items():
-        assert f"`{name}`" in rows, f"docs/gate.md has no row for {name}"
-        for key, param in params.items():
+def test_policy_parsing_accepts_exactly_the_registrys_rules_and_parameters() -> None:
+    every = parse_policy({"rules": {name: {} for name in RULES}})
+    assert [rule.name for rule in every.rules] == list(RULES)
+    for rule in every.rules:
+        assert dict(rule.params) == {key: param.default for key, param in RULES[rule.name].params.items()}
+    for name, spec in RULES.items():
+        with pytest.raises(PolicyError, match=rf"unknown key 'extra' in \[rules\.{name}\]"):
+            parse_policy({"rules": {name: {"extra": 1}}})
+        for key, param in spec.params.items():
+            if param.default is not None:
+                assert parse_policy({"rules": {name: {key: param.default}}}).rules[0].params[key] == param.default
+
+
+def test_every_registered_rule_says_what_it_measures_and_what_its_parameters_mean() -> None:
+    for name, spec in RULES.items():
+        assert spec.name == name and spec.measures and callable(spec.judge)
+        assert spec.params, f"{name} has no parameter"
+        assert all(param.meaning for param in spec.params.values()), name
+
+
+def test_docs_describe_exactly_the_registered_rules_with_their_defaults() -> None:
+    text = (ROOT / "docs" / "gate.md").read_text()
+    section = text[text.index("### Rules"):text.index("###", text.index("### Rules") + 1)]
+    rows = {line.split("|")[1].strip().strip("`"): line for line in section.splitlines() if line.startswith("| `")}
+    assert set(rows) - {"matched_pairs", "threshold:<case>"} == set(RULES)
+    for name, spec in RULES.items():
+        for key, param in spec.params.items():
             default = "unset" if param.default is None else str(param.default)
-            assert f"`{key}` = {default}" in rows[f"`{name}`"], f"{name}.{key}: default {default} not documented"
+            assert f"`{key}` = {default}" in rows[name], f"{name}.{key}: default {default} not documented"

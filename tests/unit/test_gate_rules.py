@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from harness.comparator.state import ComparatorState
-from harness.gate import Outcome, Verdict, judge, parse_policy
+from harness.gate import RULES, Outcome, Verdict, judge, parse_policy
 from harness.gate.verdict import terminal_lines
 
 
@@ -195,9 +195,9 @@ def test_a_metric_the_report_lacks_is_never_a_pass(agreeing: dict[str, Any]) -> 
 
 
 def test_a_muted_rule_is_reported_but_does_not_fail_the_gate() -> None:
-    result = judge(comparison(candidate_ms=40.0), policy({"p99_ratio": {"muted": True}}))
+    result = judge(comparison(candidate_ms=40.0), policy({"ari": {}, "p99_ratio": {"muted": True}}))
     assert result.verdict == Verdict.PASS
-    assert result.line(result.rules[1]).endswith(": FAIL (muted)")
+    assert result.line(result.rules[2]).endswith(": FAIL (muted)")
 
 
 def test_with_non_critical_warn_only_critical_rules_fail_the_gate() -> None:
@@ -236,5 +236,21 @@ def test_a_stale_report_fails_closed(agreeing: dict[str, Any]) -> None:
 
 def test_an_undated_report_cannot_be_judged_fresh(agreeing: dict[str, Any]) -> None:
     report = {**agreeing, "generated_at": "yesterday"}
-    result = judge(report, policy({}, max_age_s=60), now=datetime.now(UTC))
+    result = judge(report, policy({"ari": {}}, max_age_s=60), now=datetime.now(UTC))
     assert result.verdict == Verdict.FAIL and "not an ISO timestamp" in result.summary()
+
+
+def test_an_inconclusive_verdict_says_how_many_pairs_there_are_and_how_many_are_needed() -> None:
+    result = judge(comparison(300), policy({"ari": {}, "p99_ratio": {}}, min_pairs=2_000))
+    assert result.verdict == Verdict.INCONCLUSIVE
+    assert result.summary() == ("gate INCONCLUSIVE: 300 matched pairs, 2,000 needed (gate.min_pairs); "
+                                "2 rules not judged; run longer")
+    assert result.line(result.rules[1]) == "ari not judged: 300 matched pairs, 2,000 needed (gate.min_pairs): SKIP"
+
+
+def test_every_registered_rule_names_its_measured_value_condition_and_test(agreeing: dict[str, Any]) -> None:
+    result = judge(agreeing, policy({name: {} for name in RULES}))
+    assert [r.name for r in result.rules] == ["matched_pairs", *RULES]
+    for rule in result.rules[1:]:
+        assert rule.outcome in (Outcome.PASS, Outcome.FAIL), rule
+        assert rule.measured is not None and rule.condition and rule.text.startswith(f"{rule.name} "), rule

@@ -101,3 +101,14 @@ def test_an_inconclusive_gate_exits_2_unless_something_failed() -> None:
     threshold = RuleResult("threshold:x", Outcome.FAIL, 0.0, "together", "threshold:x", critical=True)
     assert decide([pairs], confidence=0.95, warn_only=False).exit_code == 2
     assert decide([pairs, threshold], confidence=0.95, warn_only=False).exit_code == 1
+
+
+def test_an_inconclusive_summary_names_the_data_there_is_and_the_data_needed() -> None:
+    pairs = RuleResult("matched_pairs", Outcome.INCONCLUSIVE, 300.0, ">= 2,000", "matched_pairs 300 < min 2,000",
+                       True, shortfall="300 matched pairs, 2,000 needed (gate.min_pairs)")
+    skipped = RuleResult("ari", Outcome.SKIP, None, "", "ari not judged")
+    assert decide([pairs, skipped], confidence=0.95, warn_only=False).summary() == (
+        "gate INCONCLUSIVE: 300 matched pairs, 2,000 needed (gate.min_pairs); 1 rule not judged; run longer")
+    without_shortfall = RuleResult("matched_pairs", Outcome.INCONCLUSIVE, 10.0, ">= 20", "matched_pairs 10 < min 20")
+    assert decide([without_shortfall], confidence=0.95, warn_only=False).summary() == (
+        "gate INCONCLUSIVE: matched_pairs 10 < min 20; run longer")
