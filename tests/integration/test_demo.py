@@ -7,10 +7,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from tests.support.processes import ROOT
+import redis
+
+from tests.support.processes import ROOT, result_count, wait_for
 
 
 def demo(*args: str) -> subprocess.Popen[str]:
@@ -35,9 +36,13 @@ def harness_processes_of(log_dir: str) -> list[str]:
     return found
 
 
-def private_redis_folder(stderr: str) -> str:
+def private_redis_socket(stderr: str) -> Path:
     line = next(line for line in stderr.splitlines() if "private redis-server on" in line)
-    return str(Path(line.split("private redis-server on", 1)[1].strip().split()[0]).parent)
+    return Path(line.split("private redis-server on", 1)[1].strip().split()[0])
+
+
+def private_redis_folder(stderr: str) -> str:
+    return str(private_redis_socket(stderr).parent)
 
 
 def test_demo_compares_every_signal_and_leaves_no_process_behind(tmp_path: Path) -> None:
@@ -50,23 +55,26 @@ def test_demo_compares_every_signal_and_leaves_no_process_behind(tmp_path: Path)
     assert report["counts"]["matched"] == 1500
     assert report["counts"]["missing_legacy"] == report["counts"]["missing_candidate"] == 0
     assert report["agreement"]["ari"] >= 0.99
-    time.sleep(0.5)
-    assert harness_processes_of(private_redis_folder(stderr)) == []
+    folder = private_redis_folder(stderr)
+    wait_for(lambda: harness_processes_of(folder) == [], 10, "no demo process left")
 
 
 def test_interrupted_demo_stops_every_process(tmp_path: Path) -> None:
     run = demo("--signals", "200000", "--rate", "2000")
     assert run.stderr is not None
     first_line = run.stderr.readline()
-    folder = private_redis_folder(first_line)
-    deadline = time.monotonic() + 60
-    while len(harness_processes_of(folder)) < 5 and time.monotonic() < deadline:
-        time.sleep(0.2)  # redis-server, producer, legacy, candidate, comparator
-    assert len(harness_processes_of(folder)) >= 5, "the demo's processes should be running"
-    time.sleep(2)
+    socket = private_redis_socket(first_line)
+    folder = str(socket.parent)
+    # redis-server, producer, legacy, candidate, comparator
+    wait_for(lambda: len(harness_processes_of(folder)) >= 5, 60, "the demo's processes", [run])
+    client = redis.Redis(unix_socket_path=str(socket))
+    try:  # interrupt it in full flow: both workers have published results
+        wait_for(lambda: min(result_count(client, "legacy"), result_count(client, "candidate")) > 0, 60,
+                 "results from both workers", [run])
+    finally:
+        client.close()
     os.killpg(run.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground process group
     _, stderr = run.communicate(timeout=60)
     assert run.returncode == 1
     assert "interrupted" in stderr
-    time.sleep(1.0)
-    assert harness_processes_of(folder) == []
+    wait_for(lambda: harness_processes_of(folder) == [], 10, "no demo process left")

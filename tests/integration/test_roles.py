@@ -11,7 +11,7 @@ import redis
 from harness.cutover.roles import RolesError, read_roles, switch_primary
 from harness.cutover.stoppers import ProcessStopper
 from harness.transport import keys
-from tests.support.processes import wait_for
+from tests.support.processes import child_pids, wait_for
 
 
 def input_entries(client: redis.Redis, count: int) -> list[str]:
@@ -53,10 +53,12 @@ def test_process_backend_never_starts_a_second_copy_of_a_live_worker(redis_url: 
     stopper = ProcessStopper(["produce", "--redis-url", redis_url, "--count", "1"])
     redis_client.hset(keys.heartbeat_key("legacy"),
                       mapping={"state": "running", "last_seen_ms": int(time.time() * 1000)})
+    before = child_pids()
     stopper.start(redis_client, "legacy")
-    time.sleep(3)
-    assert redis_client.xlen(keys.DEFAULT_INPUT_STREAM) == 0, "a live worker was started again"
+    # start() spawns synchronously: had it started a copy, the child would exist now.
+    assert child_pids() - before == set(), "a live worker was started again"
 
     redis_client.hset(keys.heartbeat_key("legacy"), "last_seen_ms", int(time.time() * 1000) - 60_000)
     stopper.start(redis_client, "legacy")  # its heartbeat is stale: it is gone, start it
+    assert len(child_pids() - before) == 1, "exactly one process started"
     wait_for(lambda: redis_client.xlen(keys.DEFAULT_INPUT_STREAM) == 1, 30, "the started process")

@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -32,7 +33,7 @@ def start_worker(spec: str, redis_url: str, *extra: str, env: dict[str, str] | N
 
 
 def wait_for(predicate: Callable[[], bool], timeout_s: float = 60.0, what: str = "condition",
-             processes: Sequence[subprocess.Popen[bytes]] = ()) -> None:
+             processes: Sequence[subprocess.Popen[Any]] = ()) -> None:
     """Poll until predicate() holds; fail at once if one of `processes` died meanwhile."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -43,6 +44,27 @@ def wait_for(predicate: Callable[[], bool], timeout_s: float = 60.0, what: str =
                 raise AssertionError(f"{process.args!r} exited with {process.returncode} while waiting for {what}")
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+
+
+def child_pids(parent: int | None = None) -> set[int]:
+    """Children of `parent` (this process by default), exited-but-unreaped ones included."""
+    parent = os.getpid() if parent is None else parent
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # it exited meanwhile
+            continue
+        # The command name, in parentheses, may hold spaces: the ppid is the 2nd field after it.
+        if int(stat.rsplit(")", 1)[1].split()[1]) == parent:
+            found.add(int(entry.name))
+    return found
+
+
+def count_in_log(log: Path, text: str) -> int:
+    return log.read_text(errors="replace").count(text) if log.exists() else 0
 
 
 def results(client: redis.Redis, worker: str) -> list[SignalClustered]:
