@@ -1,12 +1,15 @@
-"""Backtest: legacy and a candidate run in-process on recorded signals, no Redis, compared as in production.
+"""Backtest: legacy and a candidate run in-process on recorded signals, compared as in production.
 
-Both sides see the same batches in the same order and keep their state in memory, so agreement and
-error figures are deterministic. Latency is each batch's real processing time (a signal "enters" when
-its batch starts and is "published" when the batch ends), without the queueing of a live run.
+Each side is the real worker runtime over the in-memory transport (no Redis): the same decode,
+dedupe, batch, fallback and dead-letter path as a live worker. Both sides see the same batches in
+the same order, with the same entry ids, and keep their state in memory, so agreement and error
+figures are deterministic. Latency is each batch's real time in the runtime, without the
+queueing of a live run.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -15,45 +18,53 @@ from typing import Any
 
 from harness.clustering import Assignment, ClusteringAlgorithm, WorkerContext
 from harness.comparator.state import ComparatorState
-from harness.contracts import SignalClustered, SignalReceived, clustered_to_dict
+from harness.contracts import SignalClustered, SignalReceived, clustered_to_dict, decode_clustered, encode_signal
 from harness.runtime.loader import load_algorithm
-
-DEFAULT_BATCH_SIZE = 500  # as the worker runtime's default batch
+from harness.runtime.worker import DEFAULT_BATCH_SIZE, RuntimeSettings, WorkerRuntime
+from harness.transport.memory import InMemoryBroker, InMemoryTransport
 
 
 class InProcessWorker:
-    """A hosted algorithm with the runtime's batch semantics: a failing batch is retried one signal at a time."""
+    """A hosted algorithm driven by the worker runtime over its own in-memory broker."""
 
-    def __init__(self, name: str, algorithm: ClusteringAlgorithm) -> None:
+    def __init__(self, name: str, algorithm: ClusteringAlgorithm, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
         self.name = name
         self.algorithm = algorithm
-        self.seconds = 0.0  # total processing time
+        self.seconds = 0.0  # total time in the runtime
+        self._broker = InMemoryBroker()
+        transport = InMemoryTransport(self._broker, name, input_stream=name)
+        self._runtime = WorkerRuntime(transport, algorithm,
+                                      RuntimeSettings(worker_name=name, batch_size=batch_size, lease_ttl_s=None))
+        self._results_read = 0
+        self._entries = 0
 
     @classmethod
-    def load(cls, spec: str, env: Mapping[str, str] | None = None, name: str | None = None) -> InProcessWorker:
+    def load(cls, spec: str, env: Mapping[str, str] | None = None, name: str | None = None,
+             batch_size: int = DEFAULT_BATCH_SIZE) -> InProcessWorker:
         """`legacy`, `candidate` or MODULE:FACTORY, with fresh in-memory state (no Redis)."""
         name = name or spec
-        return cls(name, load_algorithm(spec, WorkerContext(name, None, dict(env or {}))))
+        return cls(name, load_algorithm(spec, WorkerContext(name, None, dict(env or {}))), batch_size)
+
+    def run(self, signals: Sequence[SignalReceived]) -> list[SignalClustered]:
+        """Feed `signals` through the runtime; one result per signal, in input order."""
+        started = time.perf_counter()
+        for signal in signals:
+            self._entries += 1
+            self._broker.append(self.name, encode_signal(signal), entry_id=f"0-{self._entries}")
+        while self._runtime.step():
+            pass
+        self.seconds += time.perf_counter() - started
+        fresh = self._broker.results.get(self.name, [])[self._results_read:]
+        self._results_read += len(fresh)
+        return [decode_clustered(payload) for _, payload in fresh]
 
     def assign(self, signals: Sequence[SignalReceived]) -> list[Assignment]:
-        if not signals:
-            return []
-        started = time.perf_counter()
-        try:
-            assignments = self.algorithm.assign_batch(signals)
-            if len(assignments) != len(signals):
-                raise RuntimeError(f"{len(assignments)} assignments for {len(signals)} signals")
-        except Exception:
-            assignments = [self._assign_one(signal) for signal in signals]
-        self.seconds += time.perf_counter() - started
-        return assignments
+        return [Assignment(r.outcome, r.label, r.is_new_cluster, r.error_type, r.error_message)
+                for r in self.run(signals)]
 
-    def _assign_one(self, signal: SignalReceived) -> Assignment:
-        try:
-            (assignment,) = self.algorithm.assign_batch([signal])
-            return assignment
-        except Exception as exc:
-            return Assignment.error(type(exc).__name__, str(exc) or type(exc).__name__)
+    def warm_up(self, signals: Sequence[SignalReceived]) -> None:
+        """Show the model these signals once, under other ids (an id is accepted only once)."""
+        self.run([dataclasses.replace(s, signal_id=f"warmup/{s.signal_id}") for s in signals])
 
 
 @dataclass(frozen=True)
@@ -82,22 +93,16 @@ def run_backtest(
     """Run both workers over `signals` and return the comparison report; `on_batch(signals_done)` reports progress."""
     if batch_size < 1:
         raise ValueError("the batch size must be at least 1")
-    sides = (InProcessWorker.load(legacy, legacy_env, "legacy"),
-             InProcessWorker.load(candidate, candidate_env, "candidate"))
+    sides = (InProcessWorker.load(legacy, legacy_env, "legacy", batch_size),
+             InProcessWorker.load(candidate, candidate_env, "candidate", batch_size))
     state = ComparatorState(sides=("legacy", "candidate"))
     started = time.perf_counter()
-    clock_ms = time.time() * 1000.0
     done = 0
     for batch in _batches(signals, batch_size):
         for side in sides:
-            entered_ms = clock_ms + (time.perf_counter() - started) * 1000.0
-            before = side.seconds
-            assignments = side.assign(batch)
-            batch_ms = (side.seconds - before) * 1000.0
-            published_ms = entered_ms + batch_ms
-            records = [_record(side, signal, assignment, entered_ms, published_ms, batch_ms / len(batch))
-                       for signal, assignment in zip(batch, assignments, strict=True)]
-            state.ingest(side.name, records, published_ms)
+            results = side.run(batch)
+            state.ingest(side.name, [clustered_to_dict(result) for result in results],
+                         max((r.published_at_ms for r in results), default=0.0))
         done += len(batch)
         if on_batch is not None:
             on_batch(done)
@@ -110,24 +115,3 @@ def _batches(signals: Iterable[SignalReceived], size: int) -> Iterator[list[Sign
     iterator = iter(signals)
     while batch := list(islice(iterator, size)):
         yield batch
-
-
-def _record(side: InProcessWorker, signal: SignalReceived, assignment: Assignment, entered_ms: float,
-            published_ms: float, processing_ms: float) -> dict[str, Any]:
-    return clustered_to_dict(SignalClustered(
-        signal_id=signal.signal_id,
-        worker=side.name,
-        model_version=side.algorithm.model_version,
-        outcome=assignment.outcome,
-        label=assignment.label,
-        is_new_cluster=assignment.is_new_cluster,
-        entered_at_ms=entered_ms,
-        published_at_ms=published_ms,
-        processing_ms=processing_ms,
-        device_id=signal.meta.device_id,
-        true_kind=signal.meta.true_kind,
-        error_type=assignment.error_type,
-        error_message=assignment.error_message,
-    ))
-
-

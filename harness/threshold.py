@@ -14,12 +14,13 @@ from typing import Any, Literal
 
 from harness.backtest import InProcessWorker
 from harness.clustering import Assignment
+from harness.errors import HarnessError
 from harness.tomlfile import read_toml
 
 CaseKind = Literal["together", "apart"]
 
 
-class ThresholdError(ValueError):
+class ThresholdError(ValueError, HarnessError):
     """A cases file that cannot be used; the message names the file and what is wrong."""
 
 
@@ -103,7 +104,7 @@ def run_cases(cases: CaseFile, worker: str, env: Mapping[str, str] | None = None
             raise ThresholdError(f"{cases.path}: case {case.name!r}: signal {absent[0]!r} is not in {cases.signals}")
     hosted = InProcessWorker.load(worker, env, name=f"threshold-{worker}")
     if cases.warmup:
-        hosted.assign(signals)
+        hosted.warm_up(signals)
     final = dict(zip((s.signal_id for s in signals), hosted.assign(signals), strict=True))
     return [check(case, final) for case in cases.cases]
 

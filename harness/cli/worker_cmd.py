@@ -8,11 +8,9 @@ import signal
 import sys
 
 import click
-import redis
 
 from harness.cli import options
 from harness.clustering import WorkerContext
-from harness.runtime.control import WorkerControl
 from harness.runtime.loader import BUILTIN_WORKERS, load_algorithm
 from harness.runtime.logs import configure_logging
 from harness.runtime.sentry import init_sentry
@@ -23,7 +21,7 @@ from harness.runtime.worker import (
     RuntimeSettings,
     WorkerRuntime,
 )
-from harness.transport.base import Transport
+from harness.transport.base import DEFAULT_LEASE_TTL_S, Transport
 from harness.transport.pubsub import PubSubTransport
 from harness.transport.streams import DEFAULT_DEDUPE_TTL_S, StreamTransport, wait_for_redis
 
@@ -33,7 +31,7 @@ from harness.transport.streams import DEFAULT_DEDUPE_TTL_S, StreamTransport, wai
 @click.option("--name", envvar="HARNESS_WORKER_NAME", show_envvar=True, default=None,
               help="Worker name: its consumer group, results stream and state. Default: SPEC "
                    "for legacy/candidate, the factory's module otherwise.")
-@options.redis_url
+@options.redis_connection
 @options.input_stream
 @click.option("--transport", "transport_kind", envvar="HARNESS_TRANSPORT", show_envvar=True, show_default=True,
               default="streams", type=click.Choice(["streams", "pubsub"]),
@@ -55,14 +53,19 @@ from harness.transport.streams import DEFAULT_DEDUPE_TTL_S, StreamTransport, wai
 @click.option("--dedupe-ttl", envvar="HARNESS_DEDUPE_TTL", show_envvar=True, show_default=True,
               default=DEFAULT_DEDUPE_TTL_S, type=click.IntRange(1),
               help="Seconds a signal id is remembered to reject a duplicate id (one small key per id).")
+@click.option("--lease-ttl", envvar="HARNESS_LEASE_TTL", show_envvar=True, show_default=True,
+              default=DEFAULT_LEASE_TTL_S, type=click.FloatRange(1.0),
+              help="Seconds a dead worker's lease outlives it; a live worker renews it every third. "
+                   "A second copy of a live worker refuses to start.")
 @click.option("--init-primary", envvar="HARNESS_INIT_PRIMARY", show_envvar=True, is_flag=True, default=False,
               help="On a first deployment (no roles yet), make this worker primary: it feeds production.")
 @options.log_level
 @options.log_format
 def worker_command(
-    spec: str, name: str | None, redis_url: str, input_stream: str, transport_kind: str, channel: str,
+    spec: str, name: str | None, redis: options.RedisTarget, input_stream: str, transport_kind: str, channel: str,
     batch_size: int, block_ms: int, max_deliveries: int, max_samples: int, start_from: str,
-    exit_when_idle: float | None, dedupe_ttl: int, init_primary: bool, log_level: str, log_format: str,
+    exit_when_idle: float | None, dedupe_ttl: int, lease_ttl: float, init_primary: bool, log_level: str,
+    log_format: str,
 ) -> None:
     """Run one worker. SPEC is legacy, candidate or MODULE:FACTORY.
 
@@ -74,29 +77,27 @@ def worker_command(
     # Until the runtime takes over: nothing is in hand yet, so a stop request is a clean exit.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     worker_name = name or (spec if spec in BUILTIN_WORKERS else spec.partition(":")[0].rsplit(".", 1)[-1])
-    client = redis.Redis.from_url(redis_url)
+    client = redis.client()
     wait_for_redis(client, timeout_s=30.0)
-    context = WorkerContext(worker_name=worker_name, redis=client, env=dict(os.environ))
-    algorithm = load_algorithm(spec, context)
-
-    def connect() -> Transport:
-        fresh = redis.Redis.from_url(redis_url)
-        if transport_kind == "pubsub":
-            return PubSubTransport(fresh, worker_name, channel, dedupe_ttl_s=dedupe_ttl)
-        return StreamTransport(fresh, worker_name, input_stream=input_stream, start_id=start_from,
-                               dedupe_ttl_s=dedupe_ttl)
-
+    algorithm = load_algorithm(spec, WorkerContext(worker_name=worker_name, redis=client, env=dict(os.environ)))
+    transport: Transport
+    if transport_kind == "pubsub":
+        transport = PubSubTransport(client, worker_name, channel, dedupe_ttl_s=dedupe_ttl)
+    else:
+        transport = StreamTransport(client, worker_name, input_stream=input_stream, start_id=start_from,
+                                    dedupe_ttl_s=dedupe_ttl)
     init_sentry(worker_name, algorithm.model_version)
     settings = RuntimeSettings(
         worker_name=worker_name, batch_size=batch_size, block_ms=block_ms, max_deliveries=max_deliveries,
-        max_samples=max_samples, exit_when_idle_s=exit_when_idle,
+        max_samples=max_samples, exit_when_idle_s=exit_when_idle, lease_ttl_s=lease_ttl,
     )
-    control = WorkerControl(client, worker_name, algorithm.model_version)
-    if init_primary and control.claim_primary_if_unset():
+    if init_primary and transport.claim_primary_if_unset():
         logging.getLogger("harness.worker").info("no roles yet: this worker is primary", extra={"epoch": 1})
-    runtime = WorkerRuntime(connect(), algorithm, settings, reconnect=connect, control=control)
+    runtime = WorkerRuntime(transport, algorithm, settings)
     runtime.install_signal_handlers()
     runtime.run()
+    if runtime.lease_lost:
+        raise SystemExit(f"harness worker: {worker_name} stopped: another copy took over its lease")
 
 
 COMMANDS = [worker_command]

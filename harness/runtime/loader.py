@@ -8,11 +8,12 @@ from collections.abc import Callable
 from typing import Any
 
 from harness.clustering import ClusteringAlgorithm, FunctionAlgorithm, WorkerContext
+from harness.errors import ConfigurationError
 
 BUILTIN_WORKERS = {"legacy": "workers.legacy:create", "candidate": "workers.candidate:create"}
 
 
-class WorkerSpecError(ValueError):
+class WorkerSpecError(ValueError, ConfigurationError):
     pass
 
 

@@ -1,38 +1,41 @@
-"""The worker loop: read a batch, decode, cluster, publish and ack; never stop on bad input."""
+"""The worker loop: read a batch, run the pipeline, commit; back off on store errors; never stop on bad input.
+
+It knows only the Transport port: Redis, pub/sub and the in-memory broker look the same to it.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import random
 import signal
+import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import TypeVar
 
-import redis
+from tenacity import RetryCallState, Retrying, retry_if_exception, wait_random_exponential
 
-from harness.clustering import Assignment, ClusteringAlgorithm
-from harness.contracts import (
-    DEFAULT_MAX_SAMPLES,
-    ContractError,
-    SignalClustered,
-    SignalReceived,
-    decode_signal,
-    encode_clustered,
-    peek_signal_id,
-)
-from harness.runtime.control import WorkerControl
-from harness.runtime.sentry import capture
-from harness.transport.base import CommitBatch, DeadLetter, Delivery, Transport
+from harness.clustering import ClusteringAlgorithm
+from harness.contracts import DEFAULT_MAX_SAMPLES
+from harness.runtime.pipeline import BatchPlan, plan_batch
+from harness.runtime.results import DEFAULT_DEAD_LETTER_PAYLOAD_BYTES, ResultBuilder
+from harness.runtime.stats import RuntimeStats
+from harness.transport.base import DEFAULT_LEASE_TTL_S, CommitOutcome, Delivery, Heartbeat, Transport
+from harness.transport.errors import TransportError, TransportFenced
 
 log = logging.getLogger("harness.worker")
 
 DEFAULT_BATCH_SIZE = 500
 DEFAULT_BLOCK_MS = 1_000
 DEFAULT_MAX_DELIVERIES = 5  # an entry delivered this many times without an ack is poison
-CLOCK_RESYNC_S = 30.0  # how often the worker re-reads the Redis clock to correct its own
+CLOCK_RESYNC_S = 30.0  # how often the worker re-reads the store's clock to correct its own
+HEARTBEAT_EVERY_S = 1.0  # also how often the drain flag is checked
 MAX_BACKOFF_S = 5.0
+
+T = TypeVar("T")
+
+__all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_BLOCK_MS", "DEFAULT_MAX_DELIVERIES", "RuntimeSettings",
+           "RuntimeStats", "WorkerRuntime"]
 
 
 @dataclass(frozen=True)
@@ -43,254 +46,249 @@ class RuntimeSettings:
     max_deliveries: int = DEFAULT_MAX_DELIVERIES
     max_samples: int = DEFAULT_MAX_SAMPLES
     exit_when_idle_s: float | None = None  # for drains and benchmarks: stop once input dries up
-
-
-@dataclass
-class RuntimeStats:
-    batches: int = 0
-    processed: int = 0
-    errors: int = 0
-    dead_lettered: int = 0
-    redelivered: int = 0
-    published_to_production: int = 0
-    reconnects: int = 0
-    by_outcome: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class _Decoded:
-    delivery: Delivery
-    signal: SignalReceived
+    lease_ttl_s: float | None = DEFAULT_LEASE_TTL_S  # None: no lease (backtests, where nothing else runs)
+    dead_letter_payload_bytes: int = DEFAULT_DEAD_LETTER_PAYLOAD_BYTES
 
 
 class WorkerRuntime:
-    def __init__(
-        self,
-        transport: Transport,
-        algorithm: ClusteringAlgorithm,
-        settings: RuntimeSettings,
-        reconnect: Callable[[], Transport] | None = None,
-        control: WorkerControl | None = None,
-    ) -> None:
+    def __init__(self, transport: Transport, algorithm: ClusteringAlgorithm, settings: RuntimeSettings) -> None:
         self._transport = transport
-        self._control = control
         self._algorithm = algorithm
         self._settings = settings
-        self._reconnect = reconnect
-        self._stopping = False
+        self._builder = ResultBuilder(settings.worker_name, algorithm.model_version)
+        self._stopping = threading.Event()
         self._clock_offset_ms = 0.0
         self._clock_synced_at = -CLOCK_RESYNC_S
+        self._last_beat = -HEARTBEAT_EVERY_S
+        self._lease_lost = False
         self.stats = RuntimeStats()
+
+    @property
+    def lease_lost(self) -> bool:
+        return self._lease_lost
 
     def request_stop(self, *_: object) -> None:
         """Finish the batch in hand, ack it, then leave the loop (SIGTERM, SIGINT)."""
-        self._stopping = True
+        self._stopping.set()
 
     def install_signal_handlers(self) -> None:
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
 
     def run(self) -> RuntimeStats:
-        backoff = 0.1
-        idle_since: float | None = None
-        log.info("worker started", extra={"worker": self._settings.worker_name,
-                                          "model_version": self._algorithm.model_version})
-        self._wait_while_drained()
-        while not self._stopping:
-            try:
-                if self._drain_requested():
-                    break
-                deliveries = self._transport.read(self._settings.batch_size, self._settings.block_ms)
-                backoff = 0.1
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                backoff = self._recover_connection(exc, backoff)
-                continue
-            if not deliveries:
-                idle_since = idle_since or time.monotonic()
-                limit = self._settings.exit_when_idle_s
-                if limit is not None and time.monotonic() - idle_since >= limit:
-                    break
-                continue
-            idle_since = None
-            try:
-                self.process_batch(deliveries)
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                # The batch was not acked, so it is read again from the pending list.
-                backoff = self._recover_connection(exc, backoff)
-        self._beat("stopped", force=True)
-        log.info("worker stopped", extra={"worker": self._settings.worker_name, **vars(self.stats)})
+        """Hold the lease, then loop until stopped, drained, idle past the limit, or fenced."""
+        name = self._settings.worker_name
+        keeper = self._start_lease()
+        log.info("worker started", extra={"worker": name, "model_version": self._algorithm.model_version})
+        try:
+            self._wait_while_drained()
+            self._loop()
+        except TransportFenced as exc:
+            self._lease_lost = True
+            log.error("lease lost: another copy owns this worker now; exiting", extra={"worker": name,
+                                                                                     "error": str(exc)})
+        finally:
+            if keeper is not None:
+                keeper.stop()
+            self._best_effort(lambda: self._transport.beat(self._heartbeat("stopped")))
+            if not self._lease_lost:
+                self._best_effort(self._transport.release_lease)
+        log.info("worker stopped", extra={"worker": name, **vars(self.stats)})
         return self.stats
+
+    def _loop(self) -> None:
+        idle_since: float | None = None
+        while not self._stopping.is_set() and not self._lease_lost:
+            if self._heartbeat_due() and self._drain_requested():
+                return
+            deliveries = self._with_backoff(lambda: self._read(self._settings.block_ms), "read")
+            if deliveries is None:
+                return
+            if deliveries:
+                idle_since = None
+                self.process(deliveries)
+                continue
+            idle_since = idle_since or time.monotonic()
+            limit = self._settings.exit_when_idle_s
+            if limit is not None and time.monotonic() - idle_since >= limit:
+                return
+
+    def step(self) -> int:
+        """Read and process one batch without waiting; the number of entries processed (backtests)."""
+        deliveries = self._with_backoff(lambda: self._read(0), "read")
+        if deliveries:
+            self.process(deliveries)
+        return len(deliveries or ())
+
+    def process(self, deliveries: Sequence[Delivery]) -> None:
+        """Plan the batch and commit it. A store error retries the SAME batch in hand (never re-read,
+        so valid entries are not counted as poison); nothing is published until the commit lands."""
+        started = time.perf_counter()
+        plan = self._with_backoff(lambda: self._plan(deliveries), "plan")
+        if plan is None:
+            return  # stopping while the store is down: the batch stays pending and is read again
+        outcome = self._with_backoff(lambda: self._commit(plan), "commit")
+        if outcome is None:
+            return
+        self.stats.record(plan, outcome)
+        for rejection in plan.rejections:
+            log.warning("message rejected", extra={
+                "worker": self._settings.worker_name, "signal_id": rejection.joinable_id,
+                "reason": rejection.reason, "detail": rejection.detail[:300], "entry": rejection.delivery.entry_id})
+        log.info("batch committed", extra={
+            "worker": self._settings.worker_name, "signals": len(deliveries), "clustered": len(plan.clustered),
+            "dead_lettered": len(plan.commit.dead_letters), "primary": outcome.is_primary, "epoch": outcome.epoch,
+            "ms": round((time.perf_counter() - started) * 1000.0, 2),
+        })
+
+    def _plan(self, deliveries: Sequence[Delivery]) -> BatchPlan:
+        self._sync_clock()
+        return plan_batch(
+            deliveries, self._algorithm, self._builder, sightings=self._transport.first_sightings,
+            classify=self._transport.classify, now_ms=self._now_ms, max_deliveries=self._settings.max_deliveries,
+            max_samples=self._settings.max_samples, dead_letter_payload_bytes=self._settings.dead_letter_payload_bytes,
+        )
+
+    def _commit(self, plan: BatchPlan) -> CommitOutcome:
+        try:
+            return self._transport.commit(plan.commit)
+        except TransportFenced:
+            # The lease may only have expired while the store was away, with no one taking it:
+            # renewing re-establishes it then, and refuses if another copy holds it.
+            if self._settings.lease_ttl_s is None or not self._transport.renew_lease():
+                raise
+            return self._transport.commit(plan.commit)
+
+    def _read(self, block_ms: int) -> list[Delivery]:
+        try:
+            return self._transport.read(self._settings.batch_size, block_ms)
+        except TransportError:
+            # A read whose reply was lost may have handed entries to this consumer: read them again.
+            self._transport.reset()
+            raise
+
+    def _with_backoff(self, action: Callable[[], T], what: str) -> T | None:
+        """Run `action`, backing off and retrying on store errors until it succeeds or the worker stops."""
+        try:
+            return action()  # the hot path: no retry machinery unless the store fails
+        except TransportFenced:
+            raise
+        except TransportError as exc:
+            self._log_store_error(exc, what)
+        retrying = Retrying(
+            retry=retry_if_exception(lambda exc: isinstance(exc, TransportError)
+                                     and not isinstance(exc, TransportFenced)),
+            wait=wait_random_exponential(multiplier=0.1, max=MAX_BACKOFF_S),
+            stop=lambda _: self._stopping.is_set() or self._lease_lost,
+            before_sleep=lambda state: self._backing_off(state, what),
+            reraise=True,
+        )
+        try:
+            return retrying(action)
+        except TransportFenced:
+            raise
+        except TransportError:
+            if self._stopping.is_set() or self._lease_lost:
+                return None
+            raise
+
+    def _log_store_error(self, error: BaseException | None, what: str, attempt: int = 0,
+                         wait_s: float = 0.0) -> None:
+        self.stats.infrastructure_retries += 1
+        log.warning("store error: nothing published for the batch in hand; retrying", extra={
+            "worker": self._settings.worker_name, "during": what, "error": str(error), "attempt": attempt,
+            "retry_in_s": round(wait_s, 2)})
+        self._best_effort(lambda: self._transport.beat(self._heartbeat("backing-off", str(error))))
+
+    def _backing_off(self, state: RetryCallState, what: str) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        self._log_store_error(error, what, state.attempt_number,
+                              state.next_action.sleep if state.next_action else 0.0)
+
+    def _start_lease(self) -> _LeaseKeeper | None:
+        ttl = self._settings.lease_ttl_s
+        if ttl is None:
+            return None
+        token = self._transport.acquire_lease(ttl, wait_s=ttl + 1.0)
+        log.info("lease acquired", extra={"worker": self._settings.worker_name, "token": token})
+        keeper = _LeaseKeeper(self._transport, ttl / 3.0, self._on_lease_lost)
+        keeper.start()
+        return keeper
+
+    def _on_lease_lost(self) -> None:
+        self._lease_lost = True
+        log.error("lease lost: another copy owns this worker now; stopping",
+                  extra={"worker": self._settings.worker_name})
 
     def _wait_while_drained(self) -> None:
         # Started again after a cutover drained it (a restart policy, a stray `up`): idle instead
         # of exiting, so nothing restarts it in a loop; a rollback clears the flag and it resumes.
-        if self._control is None or not self._control.drain_requested():
+        if not self._with_backoff(self._transport.drain_requested, "control"):
             return
         log.warning("this worker was drained by a cutover: idle until `harness rollback` clears it",
                     extra={"worker": self._settings.worker_name})
-        while not self._stopping and self._control.drain_requested():
-            self._control.beat("drained")
-            time.sleep(1.0)
+        while not self._stopping.is_set() and self._with_backoff(self._transport.drain_requested, "control"):
+            self._best_effort(lambda: self._transport.beat(self._heartbeat("drained")))
+            self._stopping.wait(1.0)
+
+    def _heartbeat_due(self) -> bool:
+        return time.monotonic() - self._last_beat >= HEARTBEAT_EVERY_S
 
     def _drain_requested(self) -> bool:
         # Checked with the heartbeat, once a second: production is already fenced by the commit
         # script, so draining a second later costs nothing and saves a round trip per batch.
-        if self._control is None or not self._control.beat():
-            return False
-        if self._control.drain_requested():
+        self._last_beat = time.monotonic()
+        self._best_effort(lambda: self._transport.beat(self._heartbeat("running")))
+        if self._best_effort(self._transport.drain_requested):
             log.info("drain requested: the batch in hand was acked, exiting",
                      extra={"worker": self._settings.worker_name})
             return True
         return False
 
-    def _beat(self, state: str, force: bool = False) -> None:
-        if self._control is not None:
-            with contextlib.suppress(redis.RedisError):  # informative only: never fail a shutdown over it
-                self._control.beat(state, force=force)
+    def _heartbeat(self, state: str, detail: str = "") -> Heartbeat:
+        return Heartbeat(state, self._algorithm.model_version, detail[:300])
 
-    def _recover_connection(self, exc: Exception, backoff: float) -> float:
-        self.stats.reconnects += 1
-        log.warning("redis connection lost, retrying", extra={"error": str(exc), "retry_in_s": backoff})
-        time.sleep(backoff * (0.5 + random.random() / 2))
-        if self._reconnect is not None:
-            try:
-                self._transport = self._reconnect()
-            except (redis.ConnectionError, redis.TimeoutError):
-                return min(backoff * 2, MAX_BACKOFF_S)
-        self._transport.reset()
-        return min(backoff * 2, MAX_BACKOFF_S)
-
-    def process_batch(self, deliveries: Sequence[Delivery]) -> None:
-        started = time.perf_counter()
-        self._sync_clock()
-        results: list[tuple[str, bytes]] = []
-        dead_letters: list[DeadLetter] = []
-        decoded: list[_Decoded] = []
-        for delivery in deliveries:
-            if delivery.redelivered:
-                self.stats.redelivered += 1
-            if delivery.delivery_count > self._settings.max_deliveries:
-                reason, detail = "max_deliveries", f"delivered {delivery.delivery_count} times without an ack"
-                self._reject(delivery, peek_signal_id(delivery.payload), reason, detail, results, dead_letters)
-                continue
-            try:
-                signal_received = decode_signal(delivery.payload, self._settings.max_samples)
-            except ContractError as exc:
-                self._reject(delivery, peek_signal_id(delivery.payload), exc.reason, exc.message,
-                             results, dead_letters)
-                continue
-            except Exception as exc:  # a decoder bug must cost one message, never the worker
-                self._reject(delivery, None, "undecodable", f"{type(exc).__name__}: {exc}", results, dead_letters)
-                continue
-            decoded.append(_Decoded(delivery, signal_received))
-
-        sightings = self._transport.first_sightings([(d.signal.signal_id, d.delivery.entry_id) for d in decoded])
-        fresh: list[_Decoded] = []
-        for item, first in zip(decoded, sightings, strict=True):
-            if first:
-                fresh.append(item)
-            else:
-                detail = f"signal id {item.signal.signal_id!r} was already received on another entry"
-                self._reject(item.delivery, item.signal.signal_id, "duplicate_id", detail, results, dead_letters)
-
-        cluster_started = time.perf_counter()
-        assignments = self._assign([item.signal for item in fresh])
-        per_signal_ms = (time.perf_counter() - cluster_started) * 1000.0 / max(len(fresh), 1)
-        published_ms = self._now_ms()
-        for item, assignment in zip(fresh, assignments, strict=True):
-            result = self._result(item.delivery, item.signal, assignment, published_ms, per_signal_ms)
-            results.append((item.delivery.entry_id, encode_clustered(result)))
-            log.debug("signal clustered", extra={"signal_id": item.signal.signal_id,
-                                                 "outcome": assignment.outcome, "label": assignment.label})
-        # Production publishes in input order past a watermark: results must follow the entries.
-        position = {delivery.entry_id: index for index, delivery in enumerate(deliveries)}
-        results.sort(key=lambda result: position[result[0]])
-        outcome = self._transport.commit(CommitBatch(deliveries, results, dead_letters))
-        self.stats.batches += 1
-        self.stats.processed += len(deliveries)
-        self.stats.dead_lettered += len(dead_letters)
-        self.stats.published_to_production += outcome.published
-        log.info("batch committed", extra={
-            "worker": self._settings.worker_name, "signals": len(deliveries), "clustered": len(fresh),
-            "dead_lettered": len(dead_letters), "primary": outcome.is_primary, "epoch": outcome.epoch,
-            "ms": round((time.perf_counter() - started) * 1000.0, 2),
-            "first_signal_id": fresh[0].signal.signal_id if fresh else None,
-        })
-
-    def _assign(self, signals: Sequence[SignalReceived]) -> list[Assignment]:
-        if not signals:
-            return []
+    @staticmethod
+    def _best_effort(action: Callable[[], T]) -> T | None:
+        # Informative calls (heartbeat, drain check) never stop the loop: the next batch will meet
+        # the same store error and back off properly.
         try:
-            assignments = self._algorithm.assign_batch(signals)
-            if len(assignments) != len(signals):
-                raise RuntimeError(f"algorithm returned {len(assignments)} assignments for {len(signals)} signals")
-            return assignments
-        except Exception:
-            # Isolate the failing signal(s): the rest of the batch is still clustered.
-            return [self._assign_one(s) for s in signals]
-
-    def _assign_one(self, signal_received: SignalReceived) -> Assignment:
-        try:
-            (assignment,) = self._algorithm.assign_batch([signal_received])
-            return assignment
-        except Exception as exc:
-            log.exception("algorithm failed", extra={"signal_id": signal_received.signal_id})
-            capture(exc, signal_received.signal_id, worker=self._settings.worker_name)
-            return Assignment.error(type(exc).__name__, str(exc) or type(exc).__name__)
-
-    def _reject(
-        self,
-        delivery: Delivery,
-        signal_id: str | None,
-        reason: str,
-        detail: str,
-        results: list[tuple[str, bytes]],
-        dead_letters: list[DeadLetter],
-    ) -> None:
-        # An undecodable message keeps a joinable id: both workers derive it from the same entry.
-        joinable_id = signal_id or f"entry:{delivery.entry_id}"
-        dead_letters.append(DeadLetter(delivery.entry_id, delivery.payload, reason, detail, signal_id))
-        result = self._result(delivery, None, Assignment.error(reason, detail), self._now_ms(), 0.0,
-                              signal_id=joinable_id)
-        results.append((delivery.entry_id, encode_clustered(result)))
-        self.stats.errors += 1
-        log.warning("message rejected", extra={"signal_id": joinable_id, "reason": reason, "detail": detail,
-                                               "entry": delivery.entry_id})
-
-    def _result(
-        self,
-        delivery: Delivery,
-        signal_received: SignalReceived | None,
-        assignment: Assignment,
-        published_ms: float,
-        processing_ms: float,
-        signal_id: str | None = None,
-    ) -> SignalClustered:
-        self.stats.by_outcome[assignment.outcome] = self.stats.by_outcome.get(assignment.outcome, 0) + 1
-        meta = signal_received.meta if signal_received else None
-        return SignalClustered(
-            signal_id=signal_id or (signal_received.signal_id if signal_received else ""),
-            worker=self._settings.worker_name,
-            model_version=self._algorithm.model_version,
-            outcome=assignment.outcome,
-            label=assignment.label,
-            is_new_cluster=assignment.is_new_cluster,
-            entered_at_ms=delivery.entered_at_ms,
-            published_at_ms=published_ms,
-            processing_ms=processing_ms,
-            device_id=meta.device_id if meta else None,
-            true_kind=meta.true_kind if meta else None,
-            error_type=assignment.error_type,
-            error_message=assignment.error_message,
-            redelivered=delivery.redelivered,
-            input_entry_id=delivery.entry_id,
-        )
+            return action()
+        except TransportError:
+            return None
 
     def _sync_clock(self) -> None:
         now = time.monotonic()
         if now - self._clock_synced_at >= CLOCK_RESYNC_S:
-            self._clock_offset_ms = self._transport.server_time_ms() - time.time() * 1000.0
+            # Against the middle of the round trip: the server read its clock about then.
+            before = time.time()
+            server_ms = self._transport.server_time_ms()
+            self._clock_offset_ms = server_ms - (before + time.time()) * 500.0
             self._clock_synced_at = now
 
     def _now_ms(self) -> float:
         return time.time() * 1000.0 + self._clock_offset_ms
+
+
+class _LeaseKeeper(threading.Thread):
+    """Renews the lease from the side, so a long batch keeps it; tells the runtime when it is lost."""
+
+    def __init__(self, transport: Transport, every_s: float, on_lost: Callable[[], None]) -> None:
+        super().__init__(name="lease-keeper", daemon=True)
+        self._transport = transport
+        self._every_s = every_s
+        self._on_lost = on_lost
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self._every_s):
+            try:
+                kept = self._transport.renew_lease()
+            except TransportError:
+                continue  # the store is away: the commit script will refuse us if the lease moved meanwhile
+            if not kept:
+                self._on_lost()
+                return
+
+    def stop(self) -> None:
+        self._stop_event.set()

@@ -3,15 +3,20 @@
 It runs as one Lua script, so it is atomic (Redis transactions do not roll back, scripts run
 whole). Only the worker named `primary` in the roles hash publishes to production, and only
 for input entries past the production watermark: every input entry gets exactly one
-production result, whichever worker was primary when it was committed.
+production result, whichever worker was primary when it was committed. A consumer whose lease
+is not the one in Redis is refused (FENCED), and a commit retried after its reply was lost
+writes nothing twice (its first ack is no longer pending).
 """
 
 from __future__ import annotations
 
 COMMIT_SCRIPT = """
--- KEYS: 1 results, 2 dead letters, 3 input stream, 4 roles, 5 production stream, 6 production channel
+-- KEYS: 1 results, 2 dead letters, 3 input stream, 4 roles, 5 production stream, 6 production channel,
+--       7 lease, 8 dropped dead letters counter
 -- ARGV: 1 worker, 2 group, 3 n results, 4 n dead letters, 5 results maxlen (0 = unbounded),
---       then n x (entry id, payload), n x (entry, reason, detail, signal id, payload), then ack ids
+--       6 our lease value ('' = no lease check), 7 dead letters maxlen (0 = unbounded),
+--       then n x (entry id, payload), n x (entry, reason, detail, signal id, payload, size, sha256),
+--       then ack ids
 local function parse(id)
   local dash = string.find(id, '-', 1, true)
   if not dash then return tonumber(id), 0 end
@@ -24,13 +29,22 @@ local function after(a, b)
 end
 local worker, group = ARGV[1], ARGV[2]
 local n_results, n_dead, maxlen = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local lease, dead_maxlen = ARGV[6], tonumber(ARGV[7])
+if lease ~= '' and redis.call('GET', KEYS[7]) ~= lease then
+  return redis.error_reply('FENCED worker ' .. worker .. ' no longer holds its lease')
+end
 local role = redis.call('HMGET', KEYS[4], 'primary', 'epoch', 'watermark')
 local is_primary = role[1] == worker
 local epoch = role[2] or '0'
+local first_ack = 8 + 2 * n_results + 7 * n_dead
+if first_ack <= #ARGV then
+  local pending = redis.call('XPENDING', KEYS[3], group, ARGV[first_ack], ARGV[first_ack], 1)
+  if #pending == 0 then return {is_primary and 1 or 0, tonumber(epoch), 0, 1} end
+end
 local published_until = role[3] or '0-0'  -- entries at or below it already have a production result
 local watermark = published_until
 local published = 0
-local at = 6
+local at = 8
 for i = 1, n_results do
   local entry, payload = ARGV[at], ARGV[at + 1]
   at = at + 2
@@ -47,9 +61,16 @@ for i = 1, n_results do
   end
 end
 for i = 1, n_dead do
-  redis.call('XADD', KEYS[2], '*', 'entry', ARGV[at], 'reason', ARGV[at + 1], 'detail', ARGV[at + 2],
-             'signal_id', ARGV[at + 3], 'data', ARGV[at + 4])
-  at = at + 5
+  if dead_maxlen > 0 and redis.call('XLEN', KEYS[2]) >= dead_maxlen then
+    redis.call('INCR', KEYS[8])
+    redis.call('XADD', KEYS[2], 'MAXLEN', dead_maxlen, '*', 'entry', ARGV[at], 'reason', ARGV[at + 1],
+               'detail', ARGV[at + 2], 'signal_id', ARGV[at + 3], 'data', ARGV[at + 4], 'size', ARGV[at + 5],
+               'sha256', ARGV[at + 6])
+  else
+    redis.call('XADD', KEYS[2], '*', 'entry', ARGV[at], 'reason', ARGV[at + 1], 'detail', ARGV[at + 2],
+               'signal_id', ARGV[at + 3], 'data', ARGV[at + 4], 'size', ARGV[at + 5], 'sha256', ARGV[at + 6])
+  end
+  at = at + 7
 end
 if published > 0 then
   redis.call('HSET', KEYS[4], 'watermark', watermark)
@@ -57,5 +78,5 @@ end
 if at <= #ARGV then
   redis.call('XACK', KEYS[3], group, unpack(ARGV, at, #ARGV))
 end
-return {is_primary and 1 or 0, tonumber(epoch), published}
+return {is_primary and 1 or 0, tonumber(epoch), published, 0}
 """

@@ -15,12 +15,16 @@ import redis
 
 from harness.contracts import entry_id_ms
 from harness.transport import keys
-from harness.transport.base import CommitBatch, CommitOutcome, Delivery, Transport
+from harness.transport.base import CommitBatch, CommitOutcome, Delivery, Heartbeat, Transport
+from harness.transport.control import RedisControl
+from harness.transport.errors import TransportError
 from harness.transport.fencing import COMMIT_SCRIPT
+from harness.transport.redis_errors import classify_redis_error, translated
 from harness.transport.replies import server_time_ms, text
 
 DEFAULT_DEDUPE_TTL_S = 3600  # how long a signal id is remembered to reject duplicates (one key per id)
 DEFAULT_RESULTS_MAXLEN = 0  # 0 keeps every result; the comparator and export read them back
+DEFAULT_DEAD_LETTERS_MAXLEN = 10_000  # per worker; what is trimmed past it is counted, never silent
 
 # One round trip per batch: remember each signal id with the entry it came on; answer 1 where the
 # id is new or was first seen on this very entry (a redelivery), 0 where it came on another entry.
@@ -59,6 +63,7 @@ class StreamTransport(Transport):
         start_id: str = "0",
         dedupe_ttl_s: int = DEFAULT_DEDUPE_TTL_S,
         results_maxlen: int = DEFAULT_RESULTS_MAXLEN,
+        dead_letters_maxlen: int = DEFAULT_DEAD_LETTERS_MAXLEN,
     ) -> None:
         self._client = client
         self._worker = worker
@@ -69,22 +74,35 @@ class StreamTransport(Transport):
         self._dead_letters = keys.dead_letter_stream(worker)
         self._dedupe_ttl_s = dedupe_ttl_s
         self._results_maxlen = results_maxlen
+        self._dead_letters_maxlen = dead_letters_maxlen
         self._start_id = start_id
         self._pending_cursor: str | None = "0"
         self._group_ready = False
         self._commit = client.register_script(COMMIT_SCRIPT)
         self._first_sightings = client.register_script(FIRST_SIGHTINGS_SCRIPT)
+        self._control = RedisControl(client, worker)
 
     @property
     def results_stream(self) -> str:
         return self._results
 
     def read(self, count: int, block_ms: int) -> list[Delivery]:
+        with translated():
+            try:
+                return self._read(count, block_ms)
+            except redis.ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                # The store lost the group (a restart without persistence): make it again.
+                self._group_ready = False
+                return self._read(count, block_ms)
+
+    def _read(self, count: int, block_ms: int) -> list[Delivery]:
         if not self._group_ready:
             ensure_group(self._client, self._stream, self._group, self._start_id)
             self._group_ready = True
         if self._pending_cursor is not None:
-            pending = self._read_pending(count)
+            pending = self._read_pending()
             if pending:
                 return pending
             self._pending_cursor = None
@@ -95,24 +113,23 @@ class StreamTransport(Transport):
             return []
         return [self._delivery(entry_id, fields, False, 1) for entry_id, fields in response[0][1]]
 
-    def _read_pending(self, count: int) -> list[Delivery]:
+    def _read_pending(self) -> list[Delivery]:
+        # One entry at a time: a read counts as a delivery for every entry it returns, so reading
+        # the whole batch again would blame the neighbours of a message that kills the process.
         assert self._pending_cursor is not None
         response = self._client.xreadgroup(
-            self._group, self._consumer, {self._stream: self._pending_cursor}, count=count
+            self._group, self._consumer, {self._stream: self._pending_cursor}, count=1
         )
         entries = response[0][1] if response else []
         if not entries:
             return []
-        self._pending_cursor = text(entries[-1][0])
+        entry_id, fields = entries[0]
+        self._pending_cursor = text(entry_id)
         info = self._client.xpending_range(
-            self._stream, self._group, min=entries[0][0], max=entries[-1][0],
-            count=len(entries), consumername=self._consumer,
+            self._stream, self._group, min=entry_id, max=entry_id, count=1, consumername=self._consumer,
         )
-        times = {text(row["message_id"]): int(row["times_delivered"]) for row in info}
-        return [
-            self._delivery(entry_id, fields, True, times.get(text(entry_id), 2))
-            for entry_id, fields in entries
-        ]
+        times = int(info[0]["times_delivered"]) if info else 2
+        return [self._delivery(entry_id, fields, True, times)]
 
     @staticmethod
     def _delivery(entry_id: Any, fields: dict[bytes, bytes] | None, redelivered: bool, count: int) -> Delivery:
@@ -123,30 +140,36 @@ class StreamTransport(Transport):
     def commit(self, batch: CommitBatch) -> CommitOutcome:
         args: list[str | bytes | int] = [
             self._worker, self._group, len(batch.results), len(batch.dead_letters), self._results_maxlen,
+            self._control.lease_value, self._dead_letters_maxlen,
         ]
         for entry_id, payload in batch.results:
             args += [entry_id, payload]
         for letter in batch.dead_letters:
-            args += [letter.entry_id, letter.reason, letter.detail, letter.signal_id or "", letter.payload]
+            args += [letter.entry_id, letter.reason, letter.detail, letter.signal_id or "", letter.payload,
+                     letter.payload_size, letter.payload_sha256]
         args += [d.entry_id for d in batch.acked]
-        is_primary, epoch, published = self._commit(
-            keys=[self._results, self._dead_letters, self._stream, keys.ROLES_KEY,
-                  keys.PRODUCTION_STREAM, keys.PRODUCTION_CHANNEL],
-            args=args,
-        )
-        return CommitOutcome(bool(is_primary), int(epoch), int(published))
+        with translated():
+            is_primary, epoch, published, already = self._commit(
+                keys=[self._results, self._dead_letters, self._stream, keys.ROLES_KEY,
+                      keys.PRODUCTION_STREAM, keys.PRODUCTION_CHANNEL, keys.lease_key(self._worker),
+                      keys.dead_letters_dropped_key(self._worker)],
+                args=args,
+            )
+        return CommitOutcome(bool(is_primary), int(epoch), int(published), bool(already))
 
     def first_sightings(self, ids: Sequence[tuple[str, str]]) -> list[bool]:
         if not ids:
             return []
-        verdicts = self._first_sightings(
-            keys=[keys.seen_key(self._worker, signal_id) for signal_id, _ in ids],
-            args=[self._dedupe_ttl_s, *[entry_id for _, entry_id in ids]],
-        )
+        with translated():
+            verdicts = self._first_sightings(
+                keys=[keys.seen_key(self._worker, signal_id) for signal_id, _ in ids],
+                args=[self._dedupe_ttl_s, *[entry_id for _, entry_id in ids]],
+            )
         return [bool(flag) for flag in verdicts]
 
     def server_time_ms(self) -> float:
-        return server_time_ms(self._client)
+        with translated():
+            return server_time_ms(self._client)
 
     def reset(self) -> None:
         self._pending_cursor = "0"
@@ -155,6 +178,27 @@ class StreamTransport(Transport):
     def close(self) -> None:
         self._client.close()
 
+    def beat(self, heartbeat: Heartbeat) -> None:
+        self._control.beat(heartbeat)
+
+    def drain_requested(self) -> bool:
+        return self._control.drain_requested()
+
+    def claim_primary_if_unset(self) -> bool:
+        return self._control.claim_primary_if_unset()
+
+    def acquire_lease(self, ttl_s: float, wait_s: float) -> int:
+        return self._control.acquire_lease(ttl_s, wait_s)
+
+    def renew_lease(self) -> bool:
+        return self._control.renew_lease()
+
+    def release_lease(self) -> None:
+        self._control.release_lease()
+
+    def classify(self, exc: BaseException) -> TransportError | None:
+        return classify_redis_error(exc)
+
 
 def wait_for_redis(client: redis.Redis, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
@@ -162,7 +206,7 @@ def wait_for_redis(client: redis.Redis, timeout_s: float) -> None:
         try:
             client.ping()
             return
-        except redis.ConnectionError:
+        except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError):
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)

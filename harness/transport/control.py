@@ -1,0 +1,143 @@
+"""A worker's control plane in Redis: heartbeat, drain flag, first-deployment role and its lease.
+
+The lease makes one process the only consumer of a worker name. It carries a fencing token that
+the commit script checks, so a copy that lost its lease (paused, partitioned) cannot commit.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+import redis
+
+from harness.transport import keys
+from harness.transport.base import Heartbeat
+from harness.transport.errors import LeaseHeld
+from harness.transport.redis_errors import translated
+from harness.transport.replies import text
+
+DRAIN = "drain"  # the control flag's value that asks a worker to finish its batch and exit
+
+ACQUIRE_SCRIPT = """
+-- KEYS: 1 lease, 2 token counter. ARGV: 1 holder ('host pid'), 2 ttl ms, 3 holder we may replace
+local current = redis.call('GET', KEYS[1])
+if current then
+  local holder = string.sub(current, (string.find(current, ' ', 1, true) or 0) + 1)
+  if holder ~= ARGV[3] then return {0, current} end
+end
+local token = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], token .. ' ' .. ARGV[1], 'PX', ARGV[2])
+return {token, ''}
+"""
+
+RENEW_SCRIPT = """
+-- KEYS: 1 lease. ARGV: 1 our value, 2 ttl ms (0 releases)
+local current = redis.call('GET', KEYS[1])
+if ARGV[2] == '0' then
+  if current == ARGV[1] then redis.call('DEL', KEYS[1]) end
+  return 1
+end
+if not current then
+  -- It expired while the store was away and nobody took it: no one else committed meanwhile.
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+if current ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
+
+def holder_identity() -> str:
+    return f"{socket.gethostname()} {os.getpid()}"
+
+
+def holder_verdict(current_holder: str, me: str) -> str:
+    """What to do about the lease's current holder: 'replace', 'alive' or 'unknown'.
+
+    'replace': a previous life of this process (same host and pid: a restarted container keeps its
+    hostname and pid 1), or a pid on this host that no longer runs. 'alive': a running process on
+    this host. 'unknown': another host; wait for its lease to expire."""
+    host, _, pid = current_holder.rpartition(" ")
+    my_host, _, my_pid = me.rpartition(" ")
+    if host != my_host or not pid.isdigit():
+        return "unknown"
+    if pid == my_pid:
+        return "replace"
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return "replace"
+    except PermissionError:  # alive, owned by another user
+        return "alive"
+    return "alive"
+
+
+class RedisControl:
+    def __init__(self, client: redis.Redis, worker: str) -> None:
+        self._client = client
+        self._worker = worker
+        self._started_ms = int(time.time() * 1000)
+        self._acquire = client.register_script(ACQUIRE_SCRIPT)
+        self._renew = client.register_script(RENEW_SCRIPT)
+        self._lease_value = ""  # '<token> <host> <pid>' while we hold the lease
+        self._lease_ttl_ms = 0
+
+    @property
+    def lease_value(self) -> str:
+        return self._lease_value
+
+    def beat(self, heartbeat: Heartbeat) -> None:
+        with translated():
+            self._client.hset(keys.heartbeat_key(self._worker), mapping={
+                "pid": os.getpid(), "host": socket.gethostname(), "state": heartbeat.state,
+                "model_version": heartbeat.model_version, "started_ms": self._started_ms,
+                "last_seen_ms": int(time.time() * 1000), "detail": heartbeat.detail,
+            })
+
+    def drain_requested(self) -> bool:
+        with translated():
+            return bool(self._client.get(keys.control_key(self._worker)) == DRAIN.encode())
+
+    def claim_primary_if_unset(self) -> bool:
+        with translated():
+            created = self._client.hsetnx(keys.ROLES_KEY, "primary", self._worker)
+            if created:
+                self._client.hset(keys.ROLES_KEY, mapping={"epoch": 1, "watermark": "0-0",
+                                                           "switched_at_ms": int(time.time() * 1000)})
+        return bool(created)
+
+    def acquire_lease(self, ttl_s: float, wait_s: float) -> int:
+        me = holder_identity()
+        ttl_ms = max(int(ttl_s * 1000), 100)
+        deadline = time.monotonic() + wait_s
+        lease_keys = [keys.lease_key(self._worker), keys.lease_token_key(self._worker)]
+        while True:
+            with translated():
+                current = text(self._client.get(lease_keys[0]) or b"").partition(" ")[2]
+                verdict = holder_verdict(current, me) if current else "unknown"
+                token, _ = self._acquire(keys=lease_keys, args=[me, ttl_ms, current if verdict == "replace" else ""])
+            if int(token) > 0:
+                self._lease_value = f"{int(token)} {me}"
+                self._lease_ttl_ms = ttl_ms
+                return int(token)
+            if verdict == "alive" or time.monotonic() >= deadline:
+                host, _, pid = current.rpartition(" ")
+                raise LeaseHeld(f"worker {self._worker!r} is already running (host {host}, pid {pid}); "
+                                f"stop it first: one live consumer per worker name")
+            time.sleep(min(0.5, ttl_s / 4))
+
+    def renew_lease(self) -> bool:
+        if not self._lease_value:
+            return False
+        with translated():
+            kept = self._renew(keys=[keys.lease_key(self._worker)], args=[self._lease_value, self._lease_ttl_ms])
+        return bool(kept)
+
+    def release_lease(self) -> None:
+        if self._lease_value:
+            with translated():
+                self._renew(keys=[keys.lease_key(self._worker)], args=[self._lease_value, 0])
+            self._lease_value = ""
