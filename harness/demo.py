@@ -14,11 +14,12 @@ from typing import Any
 import redis
 
 from harness.comparator.service import SUMMARY_KEY, live_report
+from harness.errors import HarnessError
 from harness.supervisor import Supervisor
 from harness.transport import keys
 
 
-class DemoError(RuntimeError):
+class DemoError(RuntimeError, HarnessError):
     pass
 
 

@@ -12,8 +12,10 @@ from types import TracebackType
 
 import redis
 
+from harness.errors import HarnessError
 
-class RedisServerError(RuntimeError):
+
+class RedisServerError(RuntimeError, HarnessError):
     pass
 
 

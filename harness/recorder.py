@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.contracts import ContractError, SignalReceived, decode_signal
+from harness.errors import ConfigurationError
 from harness.transport.keys import PAYLOAD_FIELD
 from harness.transport.replies import text
 
@@ -50,7 +51,7 @@ def record(
     from harness.producer.files import write_signals  # pyarrow: slow to import
 
     if count is None and seconds is None:
-        raise ValueError("give a number of signals (--count) or a duration (--seconds) to record")
+        raise ConfigurationError("give --count N or --seconds S (or both): how many signals, or how long, to record")
     reader = _Reader(client, stream, resolve_start(client, stream, start_id), count, seconds, on_progress)
     recorded = write_signals(Path(out), reader.signals())
     return RecordResult(recorded, reader.skipped, reader.cursor)

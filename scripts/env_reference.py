@@ -5,6 +5,7 @@ Usage: python scripts/env_reference.py [--write README.md]
 
 from __future__ import annotations
 
+import enum
 import re
 import sys
 from pathlib import Path
@@ -23,7 +24,7 @@ def option_rows() -> list[tuple[str, str, str, str]]:
                 continue
             envvar = param.envvar if isinstance(param.envvar, str) else param.envvar[0]
             flag = param.opts[0] if isinstance(param, click.Option) else (param.name or "").upper()
-            default = "" if param.default in (None, (), False) or callable(param.default) else str(param.default)
+            default = _shown_default(param.default)
             help_text = " ".join((getattr(param, "help", "") or "").split()).replace("|", "\\|")
             if envvar in seen:
                 first = seen[envvar]
@@ -31,6 +32,14 @@ def option_rows() -> list[tuple[str, str, str, str]]:
             else:
                 seen[envvar] = (envvar, f"`{flag}` of {name}", default, help_text)
     return sorted(seen.values())
+
+
+def _shown_default(default: object) -> str:
+    # click marks "no default" with a sentinel enum member (UNSET); it is no value to document
+    unset = isinstance(default, enum.Enum) and not isinstance(default, str)
+    if unset or default in (None, (), False) or callable(default):
+        return ""
+    return str(default)
 
 
 def options_table() -> str:

@@ -1,4 +1,4 @@
-"""`harness comparator`, `harness report`, `harness export` and `harness tap`."""
+"""`harness comparator`, `harness report`, `harness export` and `harness tap`: options and wiring only."""
 
 from __future__ import annotations
 
@@ -6,18 +6,11 @@ import json
 from pathlib import Path
 
 import click
-import redis
 
 from harness.cli import options
-from harness.comparator.service import (
-    DEFAULT_GROUP,
-    ComparatorService,
-    ComparatorSettings,
-    Feed,
-    default_feeds,
-    live_report,
-)
+from harness.comparator.service import DEFAULT_GROUP, ComparatorService, ComparatorSettings, Feed, default_feeds
 from harness.comparator.tap import TapMapping
+from harness.errors import HarnessError
 from harness.runtime.logs import configure_logging
 
 legacy_worker = options.option(
@@ -35,7 +28,7 @@ replica_worker = options.option(
 
 
 @click.command("comparator")
-@options.redis_url
+@options.redis_connection
 @legacy_worker
 @candidate_worker
 @replica_worker
@@ -58,7 +51,7 @@ replica_worker = options.option(
 @options.log_level
 @options.log_format
 def comparator_command(
-    redis_url: str, legacy_name: str, candidate_name: str, replica_name: str | None, timeout_s: float,
+    redis: options.RedisTarget, legacy_name: str, candidate_name: str, replica_name: str | None, timeout_s: float,
     max_pending: int, window: int, group: str, checkpoint_s: float, tap_legacy_stream: str | None,
     tap_mapping: str, exit_when_idle: float | None, log_level: str, log_format: str,
 ) -> None:
@@ -71,7 +64,7 @@ def comparator_command(
         feeds=feeds, group=group, timeout_ms=timeout_s * 1000.0, max_pending=max_pending, window=window,
         checkpoint_s=checkpoint_s, exit_when_idle_s=exit_when_idle,
     )
-    service = ComparatorService(redis.Redis.from_url(redis_url), settings)
+    service = ComparatorService(redis.client(), settings)
     import signal
 
     signal.signal(signal.SIGTERM, service.request_stop)
@@ -80,18 +73,20 @@ def comparator_command(
 
 
 @click.command("report")
-@options.redis_url
+@options.redis_connection
 @options.option("--format", "output_format", envvar="HARNESS_REPORT_FORMAT", default="table",
                 type=click.Choice(["table", "json", "markdown"]), help="Terminal table, harness.report/1 JSON, "
                 "or Markdown for a CI comment.")
-@options.option("--output", envvar="HARNESS_REPORT_OUTPUT", default=None,
-                type=click.Path(dir_okay=False, path_type=Path), help="Write to this file instead of stdout.")
-def report_command(redis_url: str, output_format: str, output: Path | None) -> None:
+@options.option("--output", envvar="HARNESS_REPORT_OUTPUT", default=None, type=options.output_file,
+                help="Write to this file instead of stdout.")
+def report_command(redis: options.RedisTarget, output_format: str, output: Path | None) -> None:
     """Print the comparison kept in Redis by `harness comparator`."""
-    report = live_report(redis.Redis.from_url(redis_url))
-    if report is None:
-        raise click.ClickException(f"no comparison in {redis_url}: run `harness comparator` first")
-    emit_report(report, output_format, output)
+    from harness.report.source import LiveSpec, load_report
+
+    loaded = load_report(None, None, LiveSpec(redis.client, str(redis)))
+    if loaded.report is None:
+        raise HarnessError(loaded.problem or f"no comparison in Redis at {redis}")
+    emit_report(loaded.report, output_format, output)
 
 
 def emit_report(report: dict[str, object], output_format: str, output: Path | None) -> None:
@@ -104,7 +99,11 @@ def emit_report(report: dict[str, object], output_format: str, output: Path | No
     else:
         from rich.console import Console
 
-        render_terminal(report, Console(file=output.open("w") if output else None))
+        if output is None:
+            render_terminal(report, Console())
+            return
+        with output.open("w", encoding="utf-8") as file:
+            render_terminal(report, Console(file=file))
         return
     if output:
         output.write_text(text + "\n")
@@ -113,30 +112,31 @@ def emit_report(report: dict[str, object], output_format: str, output: Path | No
 
 
 @click.command("export")
-@options.redis_url
+@options.redis_connection
 @legacy_worker
 @candidate_worker
 @options.option("--pairs", "pairs_path", envvar="HARNESS_EXPORT_PAIRS", required=True,
-                type=click.Path(dir_okay=False, path_type=Path), help="Output file: .parquet or .csv.")
-def export_command(redis_url: str, legacy_name: str, candidate_name: str, pairs_path: Path) -> None:
+                type=options.table_output, help="Output file: .parquet or .csv.")
+def export_command(redis: options.RedisTarget, legacy_name: str, candidate_name: str, pairs_path: Path) -> None:
     """Write every matched pair (both labels, outcomes and latencies) to Parquet or CSV."""
     from harness.comparator.export import export_pairs
 
-    count = export_pairs(redis.Redis.from_url(redis_url), legacy_name, candidate_name, pairs_path)
+    count = export_pairs(redis.client(), legacy_name, candidate_name, pairs_path)
     click.echo(f"wrote {count} matched pairs to {pairs_path}")
 
 
 @click.command("tap")
-@options.redis_url
+@options.redis_connection
 @options.option("--channel", "tap_channel", envvar="HARNESS_TAP_CHANNEL", required=True,
                 help="The production output channel to copy from (pub/sub: lossy while this runs not).")
 @options.option("--to-stream", envvar="HARNESS_TAP_STREAM", default="harness:tap:legacy",
                 help="Stream that receives a copy of every message, for `comparator --tap-legacy-stream`.")
-def tap_command(redis_url: str, tap_channel: str, to_stream: str) -> None:
+def tap_command(redis: options.RedisTarget, tap_channel: str, to_stream: str) -> None:
     """Copy an existing production output channel into a stream the comparator can read."""
     from harness.comparator.tap import bridge_channel
 
-    bridge_channel(redis.Redis.from_url(redis_url), tap_channel, to_stream)
+    # listen() blocks until a message arrives, however long: no socket timeout for this client
+    bridge_channel(redis.client(socket_timeout=None), tap_channel, to_stream)
 
 
 COMMANDS = [comparator_command, report_command, export_command, tap_command]

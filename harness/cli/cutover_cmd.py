@@ -1,4 +1,4 @@
-"""`harness cutover`, `harness rollback`, `harness retire` and `harness status`."""
+"""`harness cutover`, `harness rollback`, `harness retire` and `harness status`: options and wiring only."""
 
 from __future__ import annotations
 
@@ -7,21 +7,12 @@ import time
 from pathlib import Path
 
 import click
-import redis
 
 from harness.cli import options
-from harness.cutover.plan import (
-    CutoverRefused,
-    CutoverRequest,
-    GateOutcome,
-    describe_plan,
-    retire,
-    run_cutover,
-    run_rollback,
-)
-from harness.cutover.roles import RolesError, read_roles
+from harness.cutover.plan import CutoverRequest, GateOutcome, describe_plan, retire, run_cutover, run_rollback
+from harness.cutover.roles import read_roles
 from harness.cutover.status import status
-from harness.cutover.stoppers import StopperError, make_stopper
+from harness.cutover.stoppers import make_stopper
 
 stop_with = options.option(
     "--stop-with", envvar="HARNESS_STOP_WITH", default="none", type=click.Choice(["process", "docker", "none"]),
@@ -41,22 +32,8 @@ def _force_reason(force_flag: bool, why: str | None) -> str | None:
     return why if force_flag else None
 
 
-def live_gate(client: redis.Redis, policy: Path) -> GateOutcome:
-    """Judge the live comparison in Redis against a policy file."""
-    from harness.cli.gate_cmd import live_report
-    from harness.gate import judge, load_policy
-
-    report, problem = live_report(client, "--redis-url")
-    if report is None:
-        return GateOutcome("fail", problem or "no comparison in Redis")
-    result = judge(report, load_policy(policy))
-    failed = [rule.name for rule in result.rules if rule.outcome == "FAIL"]
-    summary = f"{len(result.rules)} rules" + (f", failed: {', '.join(failed)}" if failed else "")
-    return GateOutcome(result.verdict, summary)
-
-
 @click.command("cutover")
-@options.redis_url
+@options.redis_connection
 @options.input_stream
 @options.option("--to", "target", envvar="HARNESS_CUTOVER_TO", default="candidate", help="The worker to promote.")
 @options.option("--from", "retiring", envvar="HARNESS_CUTOVER_FROM", default="legacy", help="The worker to retire.")
@@ -73,14 +50,14 @@ def live_gate(client: redis.Redis, policy: Path) -> GateOutcome:
                 help="Seconds to wait for the retired worker to drain and stop.")
 @stop_with
 @who
-def cutover_command(redis_url: str, input_stream: str, target: str, retiring: str, policy: Path | None,
+def cutover_command(redis: options.RedisTarget, input_stream: str, target: str, retiring: str, policy: Path | None,
                     force: bool, reason: str | None, dry_run: bool, rollback_window: float, drain_timeout: float,
                     stop_with: str, actor: str | None) -> None:
     """Gate, then switch the primary with fencing, drain the old one, and keep a rollback window.
 
     Re-running it after a crash completes the cutover. Exit 1 when the gate refuses.
     """
-    client = redis.Redis.from_url(redis_url)
+    client = redis.client()
     forced = _force_reason(force, reason)
     request = CutoverRequest(target, retiring, forced, rollback_window, drain_timeout, actor, input_stream)
     if dry_run:
@@ -92,19 +69,19 @@ def cutover_command(redis_url: str, input_stream: str, target: str, retiring: st
         raise click.UsageError("give --policy FILE (the gate), or --force --reason TEXT")
 
     def gate() -> GateOutcome:
-        assert policy is not None
-        return live_gate(client, policy)
+        from harness.gate.live import gate_summary, live_gate
 
-    try:
-        roles = run_cutover(client, request, make_stopper(stop_with), gate)
-    except (CutoverRefused, StopperError, RolesError) as exc:
-        raise click.ClickException(str(exc)) from None
+        assert policy is not None
+        result = live_gate(client, policy, str(redis))
+        return GateOutcome(str(result.verdict), gate_summary(result))
+
+    roles = run_cutover(client, request, make_stopper(stop_with), gate)
     click.echo(f"{roles.primary} is primary (epoch {roles.epoch}); {retiring} drained; "
                f"rollback possible until {_when(roles.rollback_until_ms)}")
 
 
 @click.command("rollback")
-@options.redis_url
+@options.redis_connection
 @options.input_stream
 @options.option("--to", "target", envvar="HARNESS_ROLLBACK_TO", default="legacy", help="The worker to restore.")
 @force
@@ -116,45 +93,39 @@ def cutover_command(redis_url: str, input_stream: str, target: str, retiring: st
                 help="Seconds to let the restored worker catch up as a shadow before it becomes primary "
                      "(shorter: production results wait for it instead; none is lost either way).")
 @who
-def rollback_command(redis_url: str, input_stream: str, target: str, force: bool, reason: str | None,
+def rollback_command(redis: options.RedisTarget, input_stream: str, target: str, force: bool, reason: str | None,
                      stop_with: str, start_args: str | None, catch_up: float, actor: str | None) -> None:
     """Within the rollback window, make the previous primary primary again; it resumes where it stopped."""
-    client = redis.Redis.from_url(redis_url)
+    client = redis.client()
     stopper = make_stopper(stop_with, (start_args or "").split())
-    try:
-        roles = run_rollback(client, stopper, target, _force_reason(force, reason), catch_up_s=catch_up,
-                             who=actor, input_stream=input_stream)
-    except (CutoverRefused, StopperError, RolesError) as exc:
-        raise click.ClickException(str(exc)) from None
+    roles = run_rollback(client, stopper, target, _force_reason(force, reason), catch_up_s=catch_up,
+                         who=actor, input_stream=input_stream)
     click.echo(f"{roles.primary} is primary again (epoch {roles.epoch})")
 
 
 @click.command("retire")
 @click.argument("worker", envvar="HARNESS_RETIRE_WORKER")
-@options.redis_url
+@options.redis_connection
 @options.input_stream
 @force
 @reason
 @who
-def retire_command(worker: str, redis_url: str, input_stream: str, force: bool, reason: str | None,
+def retire_command(worker: str, redis: options.RedisTarget, input_stream: str, force: bool, reason: str | None,
                    actor: str | None) -> None:
     """After the rollback window, delete WORKER's consumer group and cluster state."""
-    client = redis.Redis.from_url(redis_url)
-    try:
-        removed = retire(client, worker, input_stream, _force_reason(force, reason), who=actor)
-    except CutoverRefused as exc:
-        raise click.ClickException(str(exc)) from None
+    client = redis.client()
+    removed = retire(client, worker, input_stream, _force_reason(force, reason), who=actor)
     click.echo(f"retired {worker}: {removed} keys and groups removed")
 
 
 @click.command("status")
-@options.redis_url
+@options.redis_connection
 @options.input_stream
 @options.option("--json", "as_json", envvar="HARNESS_STATUS_JSON", is_flag=True, default=False,
                 help="Machine-readable output.")
-def status_command(redis_url: str, input_stream: str, as_json: bool) -> None:
+def status_command(redis: options.RedisTarget, input_stream: str, as_json: bool) -> None:
     """Roles, epoch, the lag of each consumer group, and the last audit entries."""
-    client = redis.Redis.from_url(redis_url)
+    client = redis.client()
     state = status(client, input_stream)
     if as_json:
         click.echo(json.dumps(state, indent=2))

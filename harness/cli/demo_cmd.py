@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import click
-import redis
 
 from harness.cli import options
+from harness.transport.connection import redis_client
 
 
 @click.command("demo")
@@ -21,6 +21,7 @@ from harness.cli import options
                 help="Signals per second; default: as fast as possible.")
 @options.option("--seed", envvar="HARNESS_SEED", default=0, type=int, help="Random seed of the signals.")
 @options.option("--candidate-env", envvar="HARNESS_DEMO_CANDIDATE_ENV", multiple=True, default=(),
+                callback=options.env_pairs,
                 help="KEY=VALUE for the candidate's environment (repeatable), e.g. "
                      "HARNESS_CANDIDATE_CENTROID=mean.")
 @options.option("--aa/--no-aa", envvar="HARNESS_DEMO_AA", default=False,
@@ -30,18 +31,17 @@ from harness.cli import options
 @options.option("--policy", envvar="HARNESS_DEMO_POLICY", default=Path("policies/default.toml"),
                 type=click.Path(dir_okay=False, path_type=Path), help="Gate policy for --cutover.")
 @options.option("--report-json", envvar="HARNESS_DEMO_REPORT_JSON", default=None,
-                type=click.Path(dir_okay=False, path_type=Path), help="Also write the JSON report here.")
+                type=options.output_file, help="Also write the JSON report here.")
 @options.option("--reset/--no-reset", envvar="HARNESS_DEMO_RESET", default=False,
                 help="With --redis-url: delete existing harness:* keys first.")
-def demo_command(redis_url: str | None, signals: int, rate: float | None, seed: int, candidate_env: tuple[str, ...],
+def demo_command(redis_url: str | None, signals: int, rate: float | None, seed: int, candidate_env: dict[str, str],
                  aa: bool, cutover: bool, policy: Path, report_json: Path | None, reset: bool) -> None:
     """Run producer, legacy, candidate and comparator as processes, then print the report."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from harness.demo import DemoError, DemoPlan, ensure_clean, run_demo
+    from harness.demo import DemoPlan, ensure_clean, run_demo
     from harness.embedded_redis import EmbeddedRedis
-    from harness.envpairs import parse_env_pairs
     from harness.report.render import render_terminal
 
     console = Console(stderr=True)
@@ -56,8 +56,8 @@ def demo_command(redis_url: str | None, signals: int, rate: float | None, seed: 
             console.print(f"[dim]private redis-server on {server.socket}[/dim]")
         else:
             url = redis_url or ""
-            ensure_clean(redis.Redis.from_url(url), reset)
-        plan = DemoPlan(url, signals, rate, seed, parse_env_pairs(candidate_env), aa,
+            ensure_clean(redis_client(url), reset)
+        plan = DemoPlan(url, signals, rate, seed, candidate_env, aa,
                         cutover_policy=policy.resolve() if cutover else None)
         console.print(f"[dim]worker logs in {plan.log_dir}[/dim]")
         columns = (TextColumn("{task.description:<9}"), BarColumn(), MofNCompleteColumn(),
@@ -74,10 +74,7 @@ def demo_command(redis_url: str | None, signals: int, rate: float | None, seed: 
                 bar.update(produced, completed=progress.produced)
                 bar.update(matched, completed=progress.matched, note=f"ARI {ari}  missing {progress.missing}")
 
-            try:
-                report = run_demo(plan, on_progress=show)
-            except DemoError as exc:
-                raise click.ClickException(str(exc)) from None
+            report = run_demo(plan, on_progress=show)
     except KeyboardInterrupt:
         raise click.ClickException("interrupted: every demo process was stopped") from None
     finally:

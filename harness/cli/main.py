@@ -1,4 +1,4 @@
-"""Entry point: the `harness` click group; every failure reaches the user as one line."""
+"""Entry point: the `harness` click group; an expected failure reaches the user as one line."""
 
 from __future__ import annotations
 
@@ -8,29 +8,60 @@ from typing import Any
 import click
 import redis
 
-from harness.contracts import ContractError
-from harness.embedded_redis import RedisServerError
-from harness.runtime.loader import WorkerSpecError
+from harness.errors import HarnessError
+from harness.transport.connection import redact
 
-# Expected failures become one line and exit code 1; anything else is a bug and keeps its traceback.
-USER_ERRORS: tuple[type[Exception], ...] = (
-    WorkerSpecError, ContractError, RedisServerError, FileNotFoundError, redis.RedisError,
+# Redis could not be reached (or the password is wrong): the operator fixes the URL or the network.
+REDIS_UNREACHABLE: tuple[type[Exception], ...] = (redis.ConnectionError, redis.TimeoutError)
+# Redis answered but refuses the work: an ACL, a read-only replica, a full server.
+REDIS_REFUSED: tuple[type[Exception], ...] = (
+    redis.exceptions.NoPermissionError, redis.exceptions.AuthenticationWrongNumberOfArgsError,
+    redis.ReadOnlyError, redis.exceptions.OutOfMemoryError,
 )
 
 
 class HarnessGroup(click.Group):
+    """Turns the harness's own errors, an unreachable Redis and file errors into one line on stderr.
+
+    Anything else is a bug and keeps its traceback. Exit 1 for an operational error, 2 for a usage
+    or configuration error (click's own usage errors already exit 2).
+    """
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except USER_ERRORS as exc:
-            raise click.ClickException(_one_line(exc)) from None
-        except ValueError as exc:  # configuration errors name the variable or option
-            raise click.ClickException(_one_line(exc)) from None
+        except HarnessError as exc:
+            raise one_line_error(_text(exc), exc.exit_code) from None
+        except REDIS_UNREACHABLE as exc:
+            raise one_line_error(f"cannot reach Redis ({_text(exc)}); check --redis-url / HARNESS_REDIS_URL",
+                                 1) from None
+        except REDIS_REFUSED as exc:
+            raise one_line_error(f"Redis refused: {_text(exc)}", 1) from None
+        except OSError as exc:
+            raise one_line_error(os_error_line(exc), 1) from None
 
 
-def _one_line(exc: Exception) -> str:
-    if isinstance(exc, redis.ConnectionError):
-        return f"cannot reach Redis ({exc}); check --redis-url / HARNESS_REDIS_URL"
+class ConfigurationLine(click.ClickException):
+    """A configuration error, printed like any error but with the usage exit code."""
+
+    exit_code = 2
+
+
+def one_line_error(message: str, exit_code: int) -> click.ClickException:
+    """`Error: MESSAGE` on stderr, with any URL password hidden."""
+    kind = ConfigurationLine if exit_code == ConfigurationLine.exit_code else click.ClickException
+    return kind(redact(message))
+
+
+def os_error_line(exc: OSError) -> str:
+    """`PATH: reason`, e.g. `/srv/out/pairs.csv: Permission denied`."""
+    if exc.filename is None or not exc.strerror:
+        return _text(exc)
+    target = f"{exc.filename} -> {exc.filename2}" if exc.filename2 else str(exc.filename)
+    return f"{target}: {exc.strerror}"
+
+
+def _text(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import click
+import redis
 
 from harness.contracts import DEFAULT_MAX_SAMPLES
+from harness.transport.connection import SOCKET_TIMEOUT_S, redact_url, redis_client
 from harness.transport.keys import DEFAULT_INPUT_CHANNEL, DEFAULT_INPUT_STREAM
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 
 def option(*decls: str, envvar: str, **kwargs: Any) -> Callable[[F], F]:
@@ -22,6 +30,35 @@ redis_url = option(
     "--redis-url", envvar="HARNESS_REDIS_URL", default=DEFAULT_REDIS_URL,
     help="Redis to use (redis://, rediss:// or unix:// URL).",
 )
+
+
+@dataclass(frozen=True)
+class RedisTarget:
+    """The Redis a command was pointed at: builds its client, and shows its URL without the password."""
+
+    url: str
+
+    def client(self, *, socket_timeout: float | None = SOCKET_TIMEOUT_S) -> redis.Redis:
+        return redis_client(self.url, socket_timeout=socket_timeout)
+
+    def __str__(self) -> str:
+        return redact_url(self.url)
+
+
+def redis_connection(command: F) -> F:
+    """Like rq's shared_options: adds --redis-url (HARNESS_REDIS_URL) and passes `redis: RedisTarget`."""
+
+    @redis_url
+    @functools.wraps(command)
+    def wrapper(*args: Any, redis_url: str, **kwargs: Any) -> Any:
+        if urlsplit(redis_url).scheme not in REDIS_SCHEMES:
+            raise click.BadParameter(f"{redact_url(redis_url)} is not a redis://, rediss:// or unix:// URL",
+                                     param_hint="'--redis-url' / HARNESS_REDIS_URL")
+        return command(*args, redis=RedisTarget(redis_url), **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
 input_stream = option(
     "--input-stream", envvar="HARNESS_INPUT_STREAM", default=DEFAULT_INPUT_STREAM,
     help="Input stream that every worker reads through its own consumer group.",
@@ -43,3 +80,52 @@ log_format = option(
     "--log-format", envvar="HARNESS_LOG_FORMAT", default="json", type=click.Choice(["json", "text"]),
     help="Structured JSON lines, or plain text for a terminal.",
 )
+
+
+def env_pairs(ctx: click.Context, param: click.Parameter, pairs: tuple[str, ...]) -> dict[str, str]:
+    """Callback of a repeatable KEY=VALUE option: a dict, or a usage error naming the bad pair."""
+    from harness.envpairs import parse_env_pairs
+
+    try:
+        return parse_env_pairs(pairs)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+
+
+def env_over_process(ctx: click.Context, param: click.Parameter, pairs: tuple[str, ...]) -> dict[str, str]:
+    """Callback of a KEY=VALUE option that sets an environment over this process's."""
+    return {**os.environ, **env_pairs(ctx, param, pairs)}
+
+
+class FilePath(click.Path):
+    """A file option: its extension is checked (a usage error), and an output's folder before any work is done."""
+
+    def __init__(self, suffixes: Callable[[], tuple[str, ...]] = tuple, *, output: bool = False,
+                 exists: bool = False) -> None:
+        super().__init__(exists=exists, dir_okay=False, path_type=Path)
+        self.suffixes, self.output = suffixes, output
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        path = Path(os.fsdecode(super().convert(value, param, ctx)))
+        suffixes = self.suffixes()
+        if suffixes and path.suffix.lower() not in suffixes:
+            self.fail(f"{path}: use a file name ending in {', '.join(suffixes)}", param, ctx)
+        if self.output and not path.parent.is_dir():
+            raise click.FileError(str(path), hint=f"the folder {path.parent} does not exist")
+        return path
+
+
+def signal_file_suffixes() -> tuple[str, ...]:
+    from harness.producer.files import FORMATS  # pyarrow: slow to import, so only once a file is given
+
+    return FORMATS
+
+
+def table_file_suffixes() -> tuple[str, ...]:
+    return (".parquet", ".csv")
+
+
+output_file = FilePath(output=True)
+signal_output = FilePath(signal_file_suffixes, output=True)
+signal_input = FilePath(signal_file_suffixes, exists=True)
+table_output = FilePath(table_file_suffixes, output=True)

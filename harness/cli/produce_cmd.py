@@ -1,18 +1,17 @@
-"""`harness produce` (synthetic or recorded signals) and `harness trim` (safe stream trimming)."""
+"""`harness produce` (synthetic or recorded signals), `harness record` (capture live input) and `harness trim`."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import click
-import redis
 
 from harness.cli import options
 from harness.transport.trim import trim_stream
 
 
 @click.command("produce")
-@options.redis_url
+@options.redis_connection
 @options.input_stream
 @click.option("--count", envvar="HARNESS_PRODUCE_COUNT", show_envvar=True, show_default=True, default=1000,
               type=click.IntRange(0), help="Synthetic signals to generate (ignored with --from).")
@@ -25,10 +24,10 @@ from harness.transport.trim import trim_stream
 @click.option("--samples", envvar="HARNESS_PRODUCE_SAMPLES", show_envvar=True, show_default=True, default=1000,
               type=click.IntRange(1), help="Samples per synthetic signal.")
 @click.option("--out", "out_path", envvar="HARNESS_PRODUCE_OUT", show_envvar=True, default=None,
-              type=click.Path(dir_okay=False, path_type=Path),
+              type=options.signal_output,
               help="Write the signals to this file (.parquet, .csv, .jsonl) instead of Redis.")
 @click.option("--from", "from_path", envvar="HARNESS_PRODUCE_FROM", show_envvar=True, default=None,
-              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              type=options.signal_input,
               help="Replay recorded signals from a file (.parquet, .csv, .jsonl), keeping their ids.")
 @click.option("--publish-channel", envvar="HARNESS_PUBLISH_CHANNEL", show_envvar=True, default=None,
               help="Publish on this pub/sub channel instead of the input stream.")
@@ -37,8 +36,9 @@ from harness.transport.trim import trim_stream
 @click.option("--trim-min-groups", envvar="HARNESS_TRIM_MIN_GROUPS", show_envvar=True, show_default=True, default=2,
               type=click.IntRange(1), help="With --trim: trim nothing until at least this many consumer groups exist.")
 def produce_command(
-    redis_url: str, input_stream: str, count: int, seed: int, rate: float | None, devices: int, samples: int,
-    out_path: Path | None, from_path: Path | None, publish_channel: str | None, trim: bool, trim_min_groups: int,
+    redis: options.RedisTarget, input_stream: str, count: int, seed: int, rate: float | None, devices: int,
+    samples: int, out_path: Path | None, from_path: Path | None, publish_channel: str | None, trim: bool,
+    trim_min_groups: int,
 ) -> None:
     """Send synthetic signals (or replay a recorded file) to the input stream."""
     from harness.producer.files import read_signals, write_signals  # pandas: slow to import
@@ -51,25 +51,46 @@ def produce_command(
         written = write_signals(out_path, signals)
         click.echo(f"wrote {written} signals to {out_path}")
         return
-    client = redis.Redis.from_url(redis_url)
-    sent = publish_signals(client, signals, input_stream, rate=rate, channel=publish_channel, trim=trim,
+    sent = publish_signals(redis.client(), signals, input_stream, rate=rate, channel=publish_channel, trim=trim,
                            trim_min_groups=trim_min_groups)
     target = f"channel {publish_channel}" if publish_channel else f"stream {input_stream}"
     click.echo(f"sent {sent} signals to {target}")
 
 
+@click.command("record")
+@options.redis_connection
+@options.input_stream
+@options.option("--out", "out_path", envvar="HARNESS_RECORD_OUT", required=True, type=options.signal_output,
+                help="Signal file to write (.parquet, .csv, .jsonl), for `harness backtest`.")
+@options.option("--count", envvar="HARNESS_RECORD_COUNT", default=None, type=click.IntRange(1),
+                help="Stop after this many signals.")
+@options.option("--seconds", envvar="HARNESS_RECORD_SECONDS", default=None, type=click.FloatRange(0.001),
+                help="Stop after this many seconds (with --count: whichever comes first).")
+@options.option("--from-id", "from_id", envvar="HARNESS_RECORD_FROM", default="$",
+                help="Stream id to read after: '$' for entries arriving from now on, '0' for the whole stream.")
+def record_command(redis: options.RedisTarget, input_stream: str, out_path: Path, count: int | None,
+                   seconds: float | None, from_id: str) -> None:
+    """Capture signals from the live input stream into a file, without a consumer group (production is
+    not disturbed)."""
+    from harness.recorder import record
+
+    result = record(redis.client(), input_stream, out_path, count=count, seconds=seconds, start_id=from_id)
+    skipped = f" ({result.skipped:,} undecodable entries skipped)" if result.skipped else ""
+    click.echo(f"recorded {result.recorded:,} signals from {input_stream} to {out_path}{skipped}; "
+               f"last entry {result.last_id}")
+
+
 @click.command("trim")
-@options.redis_url
+@options.redis_connection
 @click.option("--stream", envvar="HARNESS_TRIM_STREAM", show_envvar=True, default=None,
               help="Stream to trim (default: the input stream).")
 @options.input_stream
 @click.option("--min-groups", envvar="HARNESS_TRIM_MIN_GROUPS", show_envvar=True, show_default=True, default=2,
               type=click.IntRange(1), help="Trim nothing until at least this many consumer groups exist.")
-def trim_command(redis_url: str, stream: str | None, input_stream: str, min_groups: int) -> None:
+def trim_command(redis: options.RedisTarget, stream: str | None, input_stream: str, min_groups: int) -> None:
     """Remove the entries every consumer group has read and acked; never an unread one."""
-    client = redis.Redis.from_url(redis_url)
-    removed = trim_stream(client, stream or input_stream, min_groups=min_groups)
+    removed = trim_stream(redis.client(), stream or input_stream, min_groups=min_groups)
     click.echo(f"trimmed {removed} entries from {stream or input_stream}")
 
 
-COMMANDS = [produce_command, trim_command]
+COMMANDS = [produce_command, record_command, trim_command]

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.contracts import SCHEMA_VERSION
+from harness.errors import ConfigurationError
 
 
-class TapError(ValueError):
+class TapError(ValueError, ConfigurationError):
     pass
 
 

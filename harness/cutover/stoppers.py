@@ -16,10 +16,11 @@ from collections.abc import Sequence
 
 import redis
 
+from harness.errors import HarnessError
 from harness.transport import keys
 
 
-class StopperError(RuntimeError):
+class StopperError(RuntimeError, HarnessError):
     pass
 
 

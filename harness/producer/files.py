@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from harness.contracts import ContractError, SignalMeta, SignalReceived, decode_signal, signal_to_json
+from harness.errors import HarnessError
 
 FORMATS = (".parquet", ".csv", ".jsonl")
 COLUMNS = ("id", "device", "channel", "tags", "kind", "rate", "t0", "samples")
@@ -40,7 +41,7 @@ PARQUET_SCHEMA = pa.schema(
 )
 
 
-class SignalFileError(ValueError):
+class SignalFileError(ValueError, HarnessError):
     def __init__(self, path: Path, row: int, reason: str) -> None:
         super().__init__(f"{path}: row {row}: {reason}")
         self.path = path

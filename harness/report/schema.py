@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from harness.errors import HarnessError
+
 SCHEMA = "harness.report/1"
 
 SECTIONS = ("counts", "agreement", "latency_ms", "errors", "noise_floor", "cutover")
@@ -26,7 +28,7 @@ ERROR_KEYS = (
 OUTCOME_KEYS = ("clustered", "unclustered", "error")
 
 
-class ReportError(ValueError):
+class ReportError(ValueError, HarnessError):
     """A report that cannot be trusted: not JSON, another schema, or a section missing or malformed."""
 
 

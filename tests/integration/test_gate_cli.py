@@ -213,3 +213,19 @@ def test_an_unreachable_redis_fails_closed() -> None:
     result = gate("--redis-url", "redis://127.0.0.1:1/0")
     assert result.exit_code == 1
     assert result.output.startswith("gate FAIL: cannot read the comparison from Redis at redis://127.0.0.1:1/0")
+
+
+def test_the_redis_password_never_appears_in_what_report_and_gate_print(redis_url: str,
+                                                                        redis_client: redis.Redis) -> None:
+    secret = "hunter2-never-shown"
+    url = redis_url.replace("unix://", f"unix://:{secret}@", 1)
+    redis_client.config_set("requirepass", secret)
+    try:
+        report = CliRunner().invoke(cli, ["report", "--redis-url", url])
+        gated = gate("--redis-url", url)
+    finally:
+        redis.Redis.from_url(url).config_set("requirepass", "")
+    shown = redis_url.replace("unix://", "unix://:***@", 1)
+    assert report.exit_code == 1 and f"no comparison in Redis at {shown}" in report.output
+    assert gated.exit_code == 1 and f"no comparison in Redis at {shown}" in gated.output
+    assert secret not in report.output + gated.output

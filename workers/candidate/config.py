@@ -9,12 +9,13 @@ from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import Any
 
+from harness.errors import ConfigurationError
 from workers.candidate.domain.settings import Centroid, NegativeVoltage, Settings
 
 BASE_MODEL_VERSION = "candidate-1.0"
 
 
-class ConfigError(ValueError):
+class ConfigError(ValueError, ConfigurationError):
     """A hyperparameter variable with a value the candidate cannot run with; the message names it."""
 
 

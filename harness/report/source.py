@@ -1,0 +1,126 @@
+"""Where a report comes from: a saved file, the live comparison in Redis, or a backtest.
+
+Each source gives a report or one line saying why there is none, so a gate can fail closed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from contextlib import closing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import redis
+
+    from harness.backtest import BacktestResult
+
+ProgressCallback = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class LoadedReport:
+    source: str  # what was judged, e.g. "report r.json", for the verdict
+    report: dict[str, Any] | None
+    problem: str | None = None  # why there is no report: missing, corrupt, unreachable, failed
+    candidate: str | None = None  # the candidate a backtest ran, for the policy's threshold cases
+    candidate_env: Mapping[str, str] | None = None
+    backtest: BacktestResult | None = None
+
+
+@dataclass(frozen=True)
+class BacktestSpec:
+    signals: Path
+    candidate: str = "candidate"
+    candidate_env: Mapping[str, str] = field(default_factory=dict)  # the candidate's whole environment
+    batch_size: int = 500
+    legacy: str = "legacy"
+
+
+@dataclass(frozen=True)
+class LiveSpec:
+    connect: Callable[[], redis.Redis]  # builds the client; only called when the live source is chosen
+    where: str  # the Redis as shown to a user, password hidden
+
+
+def load_report(saved: Path | None, backtest: BacktestSpec | None, live: LiveSpec,
+                on_batch: ProgressCallback | None = None) -> LoadedReport:
+    """A saved report if given, else a backtest if given, else the live comparison in Redis."""
+    if saved is not None:
+        return saved_report(saved)
+    if backtest is not None:
+        return backtest_report(backtest, on_batch)
+    with closing(live.connect()) as client:
+        return live_report(client, live.where)
+
+
+def saved_report(path: Path) -> LoadedReport:
+    from harness.report.schema import ReportError, report_from_json
+
+    source = f"report {path}"
+    try:
+        return LoadedReport(source, report_from_json(path.read_bytes()))
+    except FileNotFoundError:
+        return LoadedReport(source, None, f"report {path} does not exist")
+    except OSError as exc:
+        return LoadedReport(source, None, f"report {path} is not readable: {exc.strerror or exc}")
+    except ReportError as exc:
+        return LoadedReport(source, None, f"report {path} is corrupt: {exc}")
+
+
+def live_report(client: redis.Redis, where: str) -> LoadedReport:
+    """The comparison kept in Redis by the comparator, dated by its last checkpoint (so a dead one is stale)."""
+    import redis as redis_py
+
+    from harness.comparator.service import live_report as read_live_report
+
+    source = f"live comparison in {where}"
+    try:
+        try:
+            report = read_live_report(client)
+        except (ValueError, KeyError, TypeError) as exc:
+            return LoadedReport(source, None, f"the comparison in Redis at {where} is unreadable: {exc}")
+        if report is None:
+            return LoadedReport(source, None, f"no comparison in Redis at {where}: run `harness comparator` first")
+        return LoadedReport(source, report)
+    except redis_py.RedisError as exc:
+        return LoadedReport(source, None, f"cannot read the comparison from Redis at {where}: {exc}")
+
+
+def backtest_report(spec: BacktestSpec, on_batch: ProgressCallback | None = None) -> LoadedReport:
+    """Legacy and the candidate in-process on a signal file; a failure is a problem, never a traceback."""
+    source = f"backtest of {spec.signals} (candidate {spec.candidate})"
+    try:
+        result = run_backtest(spec, on_batch)
+    except (OSError, ValueError) as exc:  # unreadable file, bad worker spec or candidate configuration
+        problem = f"backtest of {spec.signals} failed: {' '.join(str(exc).split()) or type(exc).__name__}"
+        return LoadedReport(source, None, problem, spec.candidate, spec.candidate_env)
+    return LoadedReport(source, result.report, None, spec.candidate, spec.candidate_env, result)
+
+
+def run_backtest(spec: BacktestSpec, on_batch: ProgressCallback | None = None) -> BacktestResult:
+    from harness.backtest import run_backtest as run
+    from harness.producer.files import read_signals
+
+    if not spec.signals.is_file():
+        raise FileNotFoundError(f"signal file {spec.signals} does not exist")
+    return run(read_signals(spec.signals), legacy=spec.legacy, candidate=spec.candidate,
+               legacy_env=dict(os.environ), candidate_env=spec.candidate_env, batch_size=spec.batch_size,
+               on_batch=on_batch)
+
+
+def signal_count_hint(path: Path) -> int | None:
+    """How many signals a file holds, when that is cheap to know (Parquet metadata, JSONL lines)."""
+    try:
+        if path.suffix.lower() == ".parquet":
+            import pyarrow.parquet as pq
+
+            return int(pq.ParquetFile(path).metadata.num_rows)
+        if path.suffix.lower() == ".jsonl":
+            with path.open("rb") as file:
+                return sum(1 for line in file if line.strip())
+    except Exception:  # only a hint: the backtest itself reports an unreadable file, in one line
+        return None
+    return None
