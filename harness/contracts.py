@@ -6,8 +6,10 @@ encodes or decodes them, so every worker and the comparator agree byte for byte.
 
 from __future__ import annotations
 
+import io
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -15,19 +17,31 @@ import msgpack
 import numpy as np
 import numpy.typing as npt
 
+from harness.errors import HarnessError
+from harness.wire_text import safe_text, text_problem, valid_signal_id
+
 SCHEMA_VERSION = 1  # bumped on any incompatible change to either contract
 DEFAULT_MAX_SAMPLES = 100_000  # HARNESS_MAX_SAMPLES overrides it
 DEFAULT_LABEL = "normal"  # label of the default cluster, the same for every worker
+MAX_TAGS = 64
+PAYLOAD_BYTES_PER_SAMPLE = 32  # the widest JSON float ("-2.2250738585072014e-308, ") and an indent
+PAYLOAD_OVERHEAD_BYTES = 256 * 1024  # everything but the samples, even with every character \u-escaped
+PEEK_MAX_PAYLOAD_BYTES = PAYLOAD_OVERHEAD_BYTES + DEFAULT_MAX_SAMPLES * PAYLOAD_BYTES_PER_SAMPLE
+MAX_DETAIL_CHARS = 300  # an error message stays one short log line
+DECODE_REASONS = ("empty_message", "oversize", "undecodable", "wrong_schema", "wrong_schema_version", "missing_id",
+                  "invalid_id", "invalid_text", "empty_samples", "non_finite")  # every ContractError.reason of decode
 
 Samples = npt.NDArray[np.float32]
 Outcome = Literal["clustered", "unclustered", "error"]
 OUTCOMES: tuple[Outcome, ...] = ("clustered", "unclustered", "error")
 
 
-class ContractError(ValueError):
-    """An input message that breaks the contract; `reason` is a stable machine-readable code."""
+class ContractError(ValueError, HarnessError):
+    """An input message that breaks the contract; `reason` is a stable machine-readable code.
+    The message is short and always encodable, so it can be logged and stored as it is."""
 
     def __init__(self, reason: str, message: str) -> None:
+        message = safe_text(message[:MAX_DETAIL_CHARS] + "…" if len(message) > MAX_DETAIL_CHARS else message)
         super().__init__(f"{reason}: {message}")
         self.reason = reason
         self.message = message
@@ -83,65 +97,88 @@ class SignalClustered:
 
 def encode_signal(signal: SignalReceived) -> bytes:
     """msgpack, with the samples as raw little-endian float32 bytes."""
-    return bytes(msgpack.packb(
-        {
-            "v": SCHEMA_VERSION,
-            "id": signal.signal_id,
-            "meta": _meta_to_wire(signal.meta),
-            "rate": signal.sample_rate_hz,
-            "t0": signal.start_time,
-            "samples": signal.samples.astype("<f4", copy=False).tobytes(),
-        },
-        use_bin_type=True,
-    ))
+    wire = _signal_to_wire(signal, signal.samples.astype("<f4", copy=False).tobytes())
+    return bytes(msgpack.packb(wire, use_bin_type=True))
 
 
 def signal_to_json(signal: SignalReceived) -> str:
     """The JSON form accepted on input for existing producers (samples as a list of floats)."""
-    return json.dumps(
-        {
-            "v": SCHEMA_VERSION,
-            "id": signal.signal_id,
-            "meta": _meta_to_wire(signal.meta),
-            "rate": signal.sample_rate_hz,
-            "t0": signal.start_time,
-            "samples": signal.samples.astype(float).tolist(),
-        }
-    )
+    return json.dumps(_signal_to_wire(signal, signal.samples.astype(float).tolist()))
 
 
-def decode_signal(payload: bytes, max_samples: int = DEFAULT_MAX_SAMPLES) -> SignalReceived:
-    """Decode and validate one input message; raises ContractError naming what was wrong."""
-    if not payload:
-        raise ContractError("empty_message", "the message has no payload")
-    if payload[:1] in (b"{", b" ", b"\n"):
-        try:
-            raw = json.loads(payload)
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-            raise ContractError("undecodable", f"invalid JSON: {type(exc).__name__}") from None
-    else:
-        try:
-            raw = msgpack.unpackb(payload, raw=False, strict_map_key=False)
-        except Exception as exc:  # msgpack raises several unrelated types on garbage
-            raise ContractError("undecodable", f"not msgpack or JSON: {type(exc).__name__}") from None
-    if not isinstance(raw, dict):
-        raise ContractError("wrong_schema", f"expected a map, got {type(raw).__name__}")
+def _signal_to_wire(signal: SignalReceived, samples: object) -> dict[str, Any]:
+    return {"v": SCHEMA_VERSION, "id": signal.signal_id, "meta": _meta_to_wire(signal.meta),
+            "rate": signal.sample_rate_hz, "t0": signal.start_time, "samples": samples}
+
+
+def max_payload_bytes(max_samples: int) -> int:
+    """The longest payload `decode_signal` parses for this sample limit; a longer one is `oversize` unread."""
+    return PAYLOAD_OVERHEAD_BYTES + max(max_samples, 0) * PAYLOAD_BYTES_PER_SAMPLE
+
+
+def decode_signal(
+    payload: bytes, max_samples: int = DEFAULT_MAX_SAMPLES, *, max_payload: int | None = None
+) -> SignalReceived:
+    """Decode and validate one input message. Total: any input gives a signal or a ContractError, nothing else."""
     try:
+        raw = _parse(payload, max_payload_bytes(max_samples) if max_payload is None else max_payload)
         return _signal_from_wire(raw, max_samples)
     except ContractError:
         raise
-    except Exception as exc:  # e.g. OverflowError on a huge integer: still this message's fault
-        raise ContractError("wrong_schema", f"{type(exc).__name__}: {exc}") from None
+    except Exception as exc:  # a fault not foreseen below is still this message's fault, never the worker's
+        raise ContractError("wrong_schema", type(exc).__name__) from None
 
 
-def peek_signal_id(payload: bytes) -> str | None:
-    """Best-effort id of a message that failed to decode, so its error result can still be joined."""
+def peek_signal_id(payload: bytes, max_payload: int = PEEK_MAX_PAYLOAD_BYTES) -> str | None:
+    """The id of a message that failed to decode, so its error result still joins; only an id that
+    `decode_signal` would accept (a safe key and log field), else None. Never raises."""
     try:
-        raw = json.loads(payload) if payload[:1] == b"{" else msgpack.unpackb(payload, raw=False)
+        if not isinstance(payload, bytes | bytearray) or not payload:
+            return None
+        if not _is_json(payload):
+            return valid_signal_id(_peek_msgpack_id(payload, min(len(payload), max_payload)))
+        if len(payload) > max_payload:  # JSON cannot be skimmed: past the limit, no id rather than no memory
+            return None
+        raw = json.loads(payload)
+        return valid_signal_id(raw.get("id")) if isinstance(raw, dict) else None
     except Exception:
         return None
-    if isinstance(raw, dict) and isinstance(raw.get("id"), str) and raw["id"]:
-        return str(raw["id"])
+
+
+_JSON_START = re.compile(rb"[ \t\r\n]*\{")
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _is_json(payload: bytes | bytearray) -> bool:
+    return _JSON_START.match(payload) is not None
+
+
+def _parse(payload: object, limit: int) -> dict[Any, Any]:
+    if not isinstance(payload, bytes | bytearray):
+        raise ContractError("undecodable", f"expected bytes, got {type(payload).__name__}")
+    if not payload:
+        raise ContractError("empty_message", "the message has no payload")
+    if len(payload) > limit:  # before parsing: a huge message must not cost its size in memory
+        raise ContractError("oversize", f"the payload has {len(payload):,} bytes, the limit is {limit:,}")
+    is_json = _is_json(payload)
+    try:
+        raw = json.loads(payload) if is_json else msgpack.unpackb(payload, raw=False, strict_map_key=False)
+    except Exception as exc:  # both parsers raise several unrelated types on garbage (and on 10**5000)
+        raise ContractError("undecodable", f"{'invalid JSON' if is_json else 'not msgpack'}: {type(exc).__name__}"
+                            ) from None
+    if not isinstance(raw, dict):
+        raise ContractError("wrong_schema", f"expected a map, got {type(raw).__name__}")
+    return raw
+
+
+def _peek_msgpack_id(payload: bytes | bytearray, max_buffer: int) -> object:
+    # Key by key from a file, skipping values unbuilt: an id ahead of the samples costs a few KiB,
+    # and a value past the buffer limit ends the search (BufferFull) rather than growing it.
+    unpacker = msgpack.Unpacker(io.BytesIO(payload), raw=False, strict_map_key=False, max_buffer_size=max_buffer)
+    for _ in range(unpacker.read_map_header()):
+        if unpacker.unpack() == "id":
+            return unpacker.unpack()
+        unpacker.skip()
     return None
 
 
@@ -149,53 +186,94 @@ def _meta_to_wire(meta: SignalMeta) -> dict[str, Any]:
     return {"device": meta.device_id, "channel": meta.channel, "tags": meta.tags, "kind": meta.true_kind}
 
 
-def _signal_from_wire(raw: dict[str, Any], max_samples: int) -> SignalReceived:
+def _signal_from_wire(raw: dict[Any, Any], max_samples: int) -> SignalReceived:
     version = raw.get("v")
-    if version != SCHEMA_VERSION:
-        raise ContractError("wrong_schema_version", f"schema version {version!r}, expected {SCHEMA_VERSION}")
+    if version != SCHEMA_VERSION or isinstance(version, bool):
+        raise ContractError("wrong_schema_version", f"schema version {_shown(version)}, expected {SCHEMA_VERSION}")
     signal_id = raw.get("id")
     if not isinstance(signal_id, str) or not signal_id.strip():
-        raise ContractError("missing_id", "the signal id is missing or empty")
-    meta_raw = raw.get("meta")
-    if not isinstance(meta_raw, dict) or not isinstance(meta_raw.get("device"), str):
-        raise ContractError("wrong_schema", "meta.device (a string) is required")
-    tags = meta_raw.get("tags") or {}
-    if not isinstance(tags, dict):
-        raise ContractError("wrong_schema", "meta.tags must be a map of strings")
-    kind = meta_raw.get("kind")
-    meta = SignalMeta(
-        device_id=meta_raw["device"],
-        channel=str(meta_raw.get("channel") or "v"),
-        tags={str(k): str(v) for k, v in tags.items()},
-        true_kind=str(kind) if kind is not None else None,
-    )
-    rate = raw.get("rate")
-    if not isinstance(rate, int | float) or isinstance(rate, bool) or not rate > 0 or not math.isfinite(rate):
-        raise ContractError("wrong_schema", f"rate must be a positive number of Hz, got {rate!r}")
-    start = raw.get("t0", 0.0)
-    if not isinstance(start, int | float) or isinstance(start, bool) or not math.isfinite(start):
-        raise ContractError("wrong_schema", f"t0 must be epoch seconds, got {start!r}")
+        raise ContractError("missing_id", "the signal id is missing, blank or not a string")
+    _check_text(signal_id, "the signal id", "invalid_id")
+    meta = _meta_from_wire(raw.get("meta"))
+    rate = _finite(raw.get("rate"))
+    if rate is None or not rate > 0:
+        raise ContractError("wrong_schema", f"rate must be a positive number of Hz, got {_shown(raw.get('rate'))}")
+    start = _finite(raw.get("t0", 0.0))
+    if start is None:
+        raise ContractError("wrong_schema", f"t0 must be epoch seconds, got {_shown(raw.get('t0'))}")
     samples = _samples_from_wire(raw.get("samples"), max_samples)
-    return SignalReceived(str(signal_id), meta, float(rate), float(start), samples)
+    return SignalReceived(signal_id, meta, rate, start, samples)
 
 
-def _samples_from_wire(value: Any, max_samples: int) -> Samples:
+def _meta_from_wire(meta_raw: object) -> SignalMeta:
+    if not isinstance(meta_raw, dict):
+        raise ContractError("wrong_schema", "meta (a map with meta.device) is required")
+    device = meta_raw.get("device")
+    if not isinstance(device, str) or not device.strip():
+        raise ContractError("wrong_schema", "meta.device (a non-blank string) is required")
+    tags = meta_raw.get("tags") or {}
+    if not isinstance(tags, dict) or len(tags) > MAX_TAGS:
+        raise ContractError("wrong_schema", f"meta.tags must be a map of at most {MAX_TAGS} strings")
+    if not all(isinstance(item, _SCALARS) for pair in tags.items() for item in pair):
+        raise ContractError("wrong_schema", "meta.tags must map strings to strings")
+    text_tags = {str(key): str(value) for key, value in tags.items()}
+    for key, value in text_tags.items():
+        _check_text(key, "a meta.tags key", "invalid_text")
+        _check_text(value, f"meta.tags[{key!r}]", "invalid_text")
+    return SignalMeta(
+        device_id=_check_text(device, "meta.device", "invalid_text"),
+        channel=_optional_text(meta_raw.get("channel"), "meta.channel") or "v",
+        tags=text_tags,
+        true_kind=_optional_text(meta_raw.get("kind"), "meta.kind"),
+    )
+
+
+def _check_text(value: str, what: str, reason: str) -> str:
+    problem = text_problem(value)
+    if problem is not None:
+        raise ContractError(reason, f"{what} {problem}")
+    return value
+
+
+def _optional_text(value: object, what: str) -> str | None:
+    """None for an absent or blank field (blank is missing), the text if it is usable."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if not isinstance(value, str):
+        raise ContractError("wrong_schema", f"{what} must be a string, got {type(value).__name__}")
+    return _check_text(value, what, "invalid_text")
+
+
+def _finite(value: object) -> float | None:
+    """A finite JSON/msgpack number as a float, else None (booleans, strings, 1e400 and 10**400 are not)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _shown(value: object) -> str:
+    """A short rendering of an input value for an error message, never the whole of a huge one."""
+    if isinstance(value, str):
+        return repr(value[:40])
+    small = value is None or isinstance(value, float) or (isinstance(value, int) and value.bit_length() < 128)
+    return repr(value) if small else f"a {type(value).__name__}"
+
+
+def _samples_from_wire(value: object, max_samples: int) -> Samples:
     if isinstance(value, bytes | bytearray):
         if len(value) % 4:
             raise ContractError("wrong_schema", f"samples: {len(value)} bytes is not a whole number of float32")
-        count = len(value) // 4
-        if count > max_samples:
-            raise ContractError("oversize", f"{count} samples, the limit is {max_samples}")
+        if len(value) // 4 > max_samples:
+            raise ContractError("oversize", f"{len(value) // 4} samples, the limit is {max_samples}")
         samples = np.frombuffer(value, dtype="<f4").astype(np.float32, copy=False)
     elif isinstance(value, list):
         if len(value) > max_samples:
             raise ContractError("oversize", f"{len(value)} samples, the limit is {max_samples}")
-        try:
-            samples = np.asarray(value, dtype=np.float32)
-        except (TypeError, ValueError):
-            raise ContractError("wrong_schema", "samples must be numbers") from None
-        if samples.ndim != 1:
-            raise ContractError("wrong_schema", "samples must be a flat list")
+        samples = _numbers(value)
     else:
         raise ContractError("wrong_schema", "samples must be float32 bytes or a list of floats")
     if samples.size == 0:
@@ -204,6 +282,18 @@ def _samples_from_wire(value: Any, max_samples: int) -> Samples:
         bad = int((~np.isfinite(samples)).sum())
         raise ContractError("non_finite", f"{bad} sample(s) are NaN or infinite")
     return samples
+
+
+def _numbers(values: list[Any]) -> Samples:
+    # numpy would turn "1.5" into 1.5 and True into 1.0: only real numbers are samples.
+    if not all(type(value) is float or type(value) is int for value in values):
+        raise ContractError("wrong_schema", "samples must be a flat list of numbers")
+    try:
+        wide = np.asarray(values, dtype=np.float64)
+    except OverflowError:  # an integer beyond any float: infinite, as far as a float32 sample goes
+        raise ContractError("non_finite", "a sample is too large for a float") from None
+    with np.errstate(over="ignore"):  # beyond float32's range becomes inf, reported just below
+        return wide.astype(np.float32)
 
 
 # --- SignalClustered ------------------------------------------------------------------------------
@@ -235,7 +325,11 @@ RESULT_KEYS: tuple[str, ...] = ("v", *(wire_key for wire_key, _ in _CLUSTERED_KE
 
 def encode_clustered(result: SignalClustered) -> bytes:
     row = [SCHEMA_VERSION, *(getattr(result, attr) for _, attr in _CLUSTERED_KEYS)]
-    return bytes(msgpack.packb(row, use_bin_type=True))
+    try:
+        return bytes(msgpack.packb(row, use_bin_type=True))
+    except UnicodeEncodeError:  # decoded text always encodes; an algorithm's label or error text may not
+        return bytes(msgpack.packb([safe_text(v) if isinstance(v, str) else v for v in row], use_bin_type=True))
+
 
 
 def result_record(raw: Any) -> dict[str, Any]:

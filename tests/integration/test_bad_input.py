@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import msgpack
@@ -41,7 +42,19 @@ MALFORMED: dict[str, tuple[bytes, str, str | None, str | None]] = {
     "no_device": (raw_map(id="no-device", meta={"channel": "v"}), "error", "wrong_schema", "no-device"),
     "huge_integer": (b'{"v": 1, "id": "huge", "meta": {"device": "d"}, "rate": 1' + b"0" * 400 + b', "samples": [1]}',
                      "error", "wrong_schema", "huge"),
-    "deeply_nested_json": (b'{"a": ' * 50_000 + b"1" + b"}" * 50_000, "error", "undecodable", None),
+    # 140 KB: under the payload limit of --max-samples 1000, so the parser itself meets the nesting
+    "deeply_nested_json": (b'{"a": ' * 20_000 + b"1" + b"}" * 20_000, "error", "undecodable", None),
+    "surrogate_id": (rb'{"v":1,"id":"bad\ud800id","meta":{"device":"d"},"rate":1000,"samples":[230,231,229]}',
+                     "error", "invalid_id", None),
+    "surrogate_device": (rb'{"v":1,"id":"surrogate-device","meta":{"device":"d\udfff"},"rate":1,"samples":[1]}',
+                         "error", "invalid_text", "surrogate-device"),
+    "surrogate_kind": (rb'{"v":1,"id":"surrogate-kind","meta":{"device":"d","kind":"\ud800"},"rate":1,"samples":[1]}',
+                       "error", "invalid_text", "surrogate-kind"),
+    "blank_id": (raw_map(id="   "), "error", "missing_id", None),
+    "control_character_id": (raw_map(id="two\nlines"), "error", "invalid_id", None),
+    "huge_id": (raw_map(id="i" * 100_000), "error", "invalid_id", None),
+    "oversize_payload": (b'{"v":1,"id":"megabyte","samples":[' + b"1.0," * 250_000 + b"1]}", "error", "oversize",
+                         "megabyte"),
     "json_producer": (signal_to_json(signal("from-json")).encode(), "clustered", None, "from-json"),
     "duplicate_first": (encode_signal(signal("twice")), "clustered", None, "twice"),
     "duplicate_again": (encode_signal(signal("twice")), "error", "duplicate_id", "twice"),
@@ -71,7 +84,11 @@ def test_every_malformed_input_gets_its_documented_outcome_and_the_worker_carrie
         assert result.signal_id == (signal_id or f"entry:{entry_ids[name]}"), name
         if outcome == "error":
             assert dead[entry_ids[name]][b"reason"].decode() == error_type, name
-            assert dead[entry_ids[name]][keys.PAYLOAD_FIELD] == payload, f"{name}: the dead letter keeps the input"
+            letter = dead[entry_ids[name]]
+            # A dead letter keeps a capped prefix of the input, with its full size and hash.
+            assert payload.startswith(letter[keys.PAYLOAD_FIELD]), f"{name}: the dead letter keeps the input"
+            assert int(letter[b"size"]) == len(payload), name
+            assert letter[b"sha256"].decode() == hashlib.sha256(payload).hexdigest(), name
             assert result.error_message, name
         else:
             assert entry_ids[name] not in dead, name
