@@ -23,12 +23,13 @@ from harness.comparator.state import ComparatorState
 from harness.comparator.tap import TapMapping
 from harness.transport import keys
 from harness.transport.replies import server_time_ms, text
+from harness.transport.roles import production_summary
 from harness.transport.streams import ensure_group
 
 log = logging.getLogger("harness.comparator")
 
-STATE_KEY = "harness:comparator:state"  # the msgpack checkpoint of ComparatorState
-SUMMARY_KEY = "harness:comparator:summary"  # a small hash for progress displays and `status`
+STATE_KEY = keys.COMPARATOR_STATE_KEY  # the msgpack checkpoint of ComparatorState
+SUMMARY_KEY = keys.COMPARATOR_SUMMARY_KEY  # a small hash for progress displays and `status`
 DEFAULT_GROUP = "comparator"
 DEFAULT_CHECKPOINT_S = 1.0
 DEFAULT_READ_COUNT = 2_000
@@ -86,8 +87,6 @@ def live_report(client: redis.Redis) -> dict[str, Any] | None:
     It is dated by the comparator's last checkpoint, so a comparator that died shows as stale.
     Raises ValueError when the saved state is unreadable.
     """
-    from harness.cutover.status import production_summary
-
     saved = client.get(STATE_KEY)
     if not saved:
         return None
@@ -152,7 +151,7 @@ class ComparatorService:
 
     @property
     def _cursor_key(self) -> str:
-        return f"{self._settings.state_key}:cursors"
+        return keys.checkpoint_cursors_key(self._settings.state_key)
 
     def poll_once(self) -> int:
         """Read one round from every feed; returns how many results were ingested."""

@@ -7,7 +7,6 @@ skips what is done and completes the rest: the commands are idempotent.
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,15 +14,23 @@ from dataclasses import dataclass
 import redis
 
 from harness.cutover import audit
-from harness.cutover.roles import Roles, read_roles, switch_primary
-from harness.cutover.status import group_lag
+from harness.cutover.roles import switch_primary
 from harness.cutover.stoppers import WorkerStopper
-from harness.runtime.control import DRAIN
 from harness.transport import keys
+from harness.transport.replies import server_time_ms, text
+from harness.transport.roles import Roles, clear_drain, group_lag, read_roles, request_drain
 
-CRASH_HOOK_ENV = "HARNESS_CUTOVER_CRASH_AFTER"  # fault injection for tests: exit right after this step
 CUTOVER_STEPS = ("gate", "switch", "drain", "done")
 ROLLBACK_STEPS = ("window", "start", "switch", "done")
+RETIRE_STEPS = ("group", "state", "done")
+CAUGHT_UP = 100  # entries of lag below which a restored worker is close enough to take over
+DELETE_BATCH = 500  # keys per DEL while retiring a worker's state
+
+StepHook = Callable[[str], None]  # called with each step's name once it is recorded
+
+
+def no_hook(step: str) -> None:
+    """The default `after_step`: tests pass one that crashes after a given step."""
 
 
 class CutoverRefused(RuntimeError):
@@ -47,6 +54,42 @@ class CutoverRequest:
     input_stream: str = keys.DEFAULT_INPUT_STREAM
 
 
+class _Progress:
+    """One action's progress in the cutover hash: which steps are done, and recording the next one."""
+
+    def __init__(self, client: redis.Redis, action: str, target: str, steps: tuple[str, ...],
+                 after_step: StepHook) -> None:
+        self._client = client
+        self._action = action
+        self._target = target
+        self._steps = steps
+        self._after_step = after_step
+
+    def _fields(self) -> dict[str, str]:
+        return {text(k): text(v) for k, v in self._client.hgetall(keys.CUTOVER_KEY).items()}
+
+    def resuming(self) -> bool:
+        """This action, for this target, was started and not finished: a re-run after a crash."""
+        fields = self._fields()
+        return (fields.get("action") == self._action and fields.get("target") == self._target
+                and fields.get("step_done") != "done")
+
+    def done(self, step: str) -> bool:
+        fields = self._fields()
+        if fields.get("action") != self._action or fields.get("target") != self._target:
+            return False
+        last = fields.get("step_done", "")
+        return last in self._steps and self._steps.index(last) >= self._steps.index(step)
+
+    def start(self) -> None:
+        self._client.delete(keys.CUTOVER_KEY)
+
+    def mark(self, step: str, **fields: str) -> None:
+        self._client.hset(keys.CUTOVER_KEY, mapping={"action": self._action, "target": self._target,
+                                                      "step_done": step, **fields})
+        self._after_step(step)
+
+
 def describe_plan(client: redis.Redis, request: CutoverRequest, policy: str | None) -> list[str]:
     roles = read_roles(client)
     gate_line = (f"skip the gate (forced: {request.force_reason})" if request.force_reason
@@ -62,35 +105,18 @@ def describe_plan(client: redis.Redis, request: CutoverRequest, policy: str | No
     ]
 
 
-def _progress(client: redis.Redis) -> dict[str, str]:
-    return {k.decode(): v.decode() for k, v in client.hgetall(keys.CUTOVER_KEY).items()}
-
-
-def _mark(client: redis.Redis, action: str, step: str, **fields: str) -> None:
-    client.hset(keys.CUTOVER_KEY, mapping={"action": action, "step_done": step, **fields})
-    if os.environ.get(CRASH_HOOK_ENV) == step:
-        os._exit(70)
-
-
-def _done(progress: dict[str, str], action: str, target: str, steps: tuple[str, ...], step: str) -> bool:
-    if progress.get("action") != action or progress.get("target") != target:
-        return False
-    done = progress.get("step_done", "")
-    return done in steps and steps.index(done) >= steps.index(step)
-
-
 def run_cutover(client: redis.Redis, request: CutoverRequest, stopper: WorkerStopper,
-                judge_gate: Callable[[], GateOutcome]) -> Roles:
-    progress = _progress(client)
+                judge_gate: Callable[[], GateOutcome], after_step: StepHook = no_hook) -> Roles:
+    progress = _Progress(client, "cutover", request.target, CUTOVER_STEPS, after_step)
     roles = read_roles(client)
-    if roles.primary == request.target and not _resuming(progress, "cutover", request.target):
+    resuming = progress.resuming()
+    if roles.primary == request.target and not resuming:
         return roles  # already done, nothing half-way: a no-op
-    if not _resuming(progress, "cutover", request.target):
-        client.delete(keys.CUTOVER_KEY)
-        progress = {}
+    if not resuming:
+        progress.start()
     who = request.who
 
-    if not _done(progress, "cutover", request.target, CUTOVER_STEPS, "gate"):
+    if not progress.done("gate"):
         outcome = judge_gate() if request.force_reason is None else GateOutcome("forced", request.force_reason)
         if outcome.verdict not in ("pass", "forced"):
             audit.record(client, "cutover", "refused", roles.epoch, who=who, gate=outcome.verdict,
@@ -99,99 +125,116 @@ def run_cutover(client: redis.Redis, request: CutoverRequest, stopper: WorkerSto
                                  f"(--force --reason TEXT overrides it, and is recorded)")
         audit.record(client, "cutover", "gate", roles.epoch, who=who, gate=outcome.verdict,
                      reason=request.force_reason, detail=outcome.summary)
-        _mark(client, "cutover", "gate", target=request.target, retiring=request.retiring,
-              gate=outcome.verdict, started_at=str(int(time.time())))
+        progress.mark("gate", retiring=request.retiring, gate=outcome.verdict, started_at=str(int(time.time())))
 
-    if not _done(_progress(client), "cutover", request.target, CUTOVER_STEPS, "switch"):
+    if not progress.done("switch"):
         roles = switch_primary(client, request.target, request.rollback_window_s, request.input_stream)
         audit.record(client, "cutover", "switch", roles.epoch, who=who, primary=roles.primary,
                      watermark=roles.watermark)
-        _mark(client, "cutover", "switch", epoch=str(roles.epoch))
+        progress.mark("switch", epoch=str(roles.epoch))
 
-    if not _done(_progress(client), "cutover", request.target, CUTOVER_STEPS, "drain"):
-        client.set(keys.control_key(request.retiring), DRAIN)
+    if not progress.done("drain"):
+        request_drain(client, request.retiring)
         stopper.stop(client, request.retiring, request.drain_timeout_s)
         pending = _pending(client, request.retiring, request.input_stream)
         audit.record(client, "cutover", "drain", read_roles(client).epoch, who=who, worker=request.retiring,
                      pending=str(pending))
-        _mark(client, "cutover", "drain")
+        progress.mark("drain")
 
     roles = read_roles(client)
     audit.record(client, "cutover", "done", roles.epoch, who=who, primary=roles.primary,
                  rollback_until_ms=str(roles.rollback_until_ms))
-    _mark(client, "cutover", "done")
+    progress.mark("done")
     return roles
 
 
 def run_rollback(client: redis.Redis, stopper: WorkerStopper, to: str = "legacy", force_reason: str | None = None,
                  catch_up_s: float = 30.0, who: str | None = None,
-                 input_stream: str = keys.DEFAULT_INPUT_STREAM) -> Roles:
-    progress = _progress(client)
+                 input_stream: str = keys.DEFAULT_INPUT_STREAM, after_step: StepHook = no_hook) -> Roles:
+    progress = _Progress(client, "rollback", to, ROLLBACK_STEPS, after_step)
     roles = read_roles(client)
-    if roles.primary == to and not _resuming(progress, "rollback", to):
+    resuming = progress.resuming()
+    if roles.primary == to and not resuming:
         return roles
-    if not _resuming(progress, "rollback", to):
-        now_ms = int(time.time() * 1000)
-        if roles.rollback_until_ms is not None and now_ms > roles.rollback_until_ms and force_reason is None:
+    if not resuming:
+        left_ms = _window_left_ms(client, roles)
+        if left_ms is not None and left_ms < 0 and force_reason is None:
             raise CutoverRefused("the rollback window has closed; --force --reason TEXT overrides it")
         if roles.previous != to and force_reason is None:
             raise CutoverRefused(f"{to} was not the previous primary ({roles.previous or 'none'})")
         audit.record(client, "rollback", "window", roles.epoch, who=who, reason=force_reason)
-        client.delete(keys.CUTOVER_KEY)
-        _mark(client, "rollback", "window", target=to)
+        progress.start()
+        progress.mark("window")
 
-    if not _done(_progress(client), "rollback", to, ROLLBACK_STEPS, "start"):
-        client.delete(keys.control_key(to))
+    if not progress.done("start"):
+        clear_drain(client, to)
         stopper.start(client, to)
         lag = _wait_caught_up(client, to, catch_up_s, input_stream)
         audit.record(client, "rollback", "start", read_roles(client).epoch, who=who, worker=to,
                      lag=str(lag), detail=None if lag is not None and lag <= CAUGHT_UP else
                      f"not caught up after {catch_up_s:.0f}s: production results wait for it")
-        _mark(client, "rollback", "start")
+        progress.mark("start")
 
-    if not _done(_progress(client), "rollback", to, ROLLBACK_STEPS, "switch"):
+    if not progress.done("switch"):
         roles = switch_primary(client, to, input_stream=input_stream)
         audit.record(client, "rollback", "switch", roles.epoch, who=who, primary=roles.primary,
                      watermark=roles.watermark)
-        _mark(client, "rollback", "switch", epoch=str(roles.epoch))
+        progress.mark("switch", epoch=str(roles.epoch))
 
     roles = read_roles(client)
     audit.record(client, "rollback", "done", roles.epoch, who=who, primary=roles.primary)
-    _mark(client, "rollback", "done")
+    progress.mark("done")
     return roles
 
 
 def retire(client: redis.Redis, worker: str, input_stream: str, force_reason: str | None = None,
-           who: str | None = None) -> int:
-    """Delete a retired worker's consumer group and state, once its rollback window has closed."""
+           who: str | None = None, after_step: StepHook = no_hook) -> int:
+    """Delete a retired worker's consumer group and the keys it owns, once its rollback window has closed.
+
+    Each step is idempotent, so a re-run after a crash completes it; the count is of this run.
+    """
+    try:
+        owned = keys.worker_state_keys(worker)
+    except ValueError as exc:
+        raise CutoverRefused(str(exc)) from None
     roles = read_roles(client)
     if roles.primary == worker:
         raise CutoverRefused(f"{worker} is the primary; cut over to another worker first")
-    now_ms = int(time.time() * 1000)
-    if roles.rollback_until_ms is not None and now_ms < roles.rollback_until_ms and force_reason is None:
-        left = (roles.rollback_until_ms - now_ms) / 1000
-        raise CutoverRefused(f"the rollback window is open for {left:.0f}s more; --force --reason TEXT overrides")
+    left_ms = _window_left_ms(client, roles)
+    if left_ms is not None and left_ms > 0 and force_reason is None:
+        raise CutoverRefused(f"the rollback window is open for {left_ms / 1000:.0f}s more; "
+                             f"--force --reason TEXT overrides")
     removed = 0
     with contextlib.suppress(redis.ResponseError):  # no such stream or group: already retired
         removed += int(client.xgroup_destroy(input_stream, worker))
-    for pattern in (f"{keys.state_prefix(worker)}*", f"harness:seen:{worker}:*"):
+    after_step("group")
+    removed += _delete_keys(client, owned)
+    after_step("state")
+    audit.record(client, "retire", "done", roles.epoch, who=who, worker=worker, reason=force_reason,
+                 removed=str(removed))
+    after_step("done")
+    return removed
+
+
+def _delete_keys(client: redis.Redis, owned: keys.WorkerKeys) -> int:
+    removed = int(client.delete(*owned.exact))
+    for pattern in owned.patterns:
         batch: list[bytes] = []
         for key in client.scan_iter(match=pattern, count=1000):
             batch.append(key)
-            if len(batch) >= 500:
+            if len(batch) >= DELETE_BATCH:
                 removed += int(client.delete(*batch))
                 batch.clear()
         if batch:
             removed += int(client.delete(*batch))
-    removed += int(client.delete(keys.control_key(worker), keys.heartbeat_key(worker)))
-    audit.record(client, "retire", "done", roles.epoch, who=who, worker=worker, reason=force_reason,
-                 removed=str(removed))
     return removed
 
 
-def _resuming(progress: dict[str, str], action: str, target: str) -> bool:
-    return progress.get("action") == action and progress.get("target") == target \
-        and progress.get("step_done") != "done"
+def _window_left_ms(client: redis.Redis, roles: Roles) -> float | None:
+    """Milliseconds left in the rollback window, on the Redis clock that set it (None: no window)."""
+    if roles.rollback_until_ms is None:
+        return None
+    return roles.rollback_until_ms - server_time_ms(client)
 
 
 def _pending(client: redis.Redis, group: str, stream: str) -> int:
@@ -199,9 +242,6 @@ def _pending(client: redis.Redis, group: str, stream: str) -> int:
         return int(client.xpending(stream, group)["pending"])
     except redis.ResponseError:
         return 0
-
-
-CAUGHT_UP = 100  # entries of lag below which a restored worker is close enough to take over
 
 
 def _wait_caught_up(client: redis.Redis, worker: str, timeout_s: float, stream: str) -> int | None:

@@ -1,4 +1,6 @@
-"""Who is primary: the roles hash, its epoch (the fencing token) and the handover of production.
+"""The handover of production: a new primary under a new epoch (the fencing token).
+
+The roles hash itself is read by harness.transport.roles.
 
 Exactly one production result per input entry, across a switch:
 - workers publish to production only inside the commit script, which checks `primary` and
@@ -13,7 +15,6 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -21,32 +22,12 @@ import redis
 from harness.contracts import decode_clustered
 from harness.transport import keys
 from harness.transport.replies import entry_after, parse_entry_id, server_time_ms, text
+from harness.transport.roles import Roles as Roles  # re-exported: callers knew them here
+from harness.transport.roles import read_roles as read_roles
 
 
 class RolesError(RuntimeError):
     pass
-
-
-@dataclass(frozen=True)
-class Roles:
-    primary: str | None
-    epoch: int
-    watermark: str
-    switched_at_ms: int | None
-    previous: str | None
-    rollback_until_ms: int | None
-
-
-def read_roles(client: redis.Redis) -> Roles:
-    raw = {k.decode(): v.decode() for k, v in client.hgetall(keys.ROLES_KEY).items()}
-    return Roles(
-        primary=raw.get("primary"),
-        epoch=int(raw.get("epoch", 0)),
-        watermark=raw.get("watermark", "0-0"),
-        switched_at_ms=int(raw["switched_at_ms"]) if "switched_at_ms" in raw else None,
-        previous=raw.get("previous"),
-        rollback_until_ms=int(raw["rollback_until_ms"]) if "rollback_until_ms" in raw else None,
-    )
 
 
 def _unpublished_results(pipe: Any, worker: str, watermark: str) -> list[tuple[str, bytes]]:

@@ -1,84 +1,16 @@
-"""What `harness status` and the report's `cutover` section show: roles, lags, production counts."""
+"""What `harness status` shows: roles, each consumer group's lag and state, the last audit entries."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import redis
 
 from harness.cutover.audit import recent
-from harness.cutover.roles import read_roles
+from harness.cutover.stoppers import heartbeat
 from harness.transport import keys
-from harness.transport.replies import entry_after, text
-
-LAG_SCAN_LIMIT = 10_000  # beyond this (Redis < 7 only), a lag is reported as the limit: "at least"
-
-
-def _iso(ms: int | None) -> str | None:
-    if ms is None:
-        return None
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def group_lag(client: redis.Redis, stream: str, group: str, limit: int = LAG_SCAN_LIMIT) -> int | None:
-    """Entries not yet delivered to the group, plus those delivered but not acked (None: no group).
-
-    Redis 7 reports the lag itself; on older servers the undelivered entries are counted by
-    reading at most `limit` of them.
-    """
-    try:
-        groups = {text(g["name"]): g for g in client.xinfo_groups(stream)}
-    except redis.ResponseError:
-        return None
-    if group not in groups:
-        return None
-    info = groups[group]
-    if info.get("lag") is not None:
-        return int(info["lag"]) + int(info["pending"])
-    last = text(info["last-delivered-id"])
-    undelivered = client.xrange(stream, min=f"({last}" if last != "0-0" else "-", count=limit)
-    return len(undelivered) + int(info["pending"])
-
-
-def production_summary(client: redis.Redis, input_stream: str = keys.DEFAULT_INPUT_STREAM) -> dict[str, Any] | None:
-    """The report's `cutover` section; None before any worker was made primary."""
-    roles = read_roles(client)
-    if roles.primary is None:
-        return None
-    counts: dict[str, int] = {}
-    by_epoch: dict[str, int] = {}
-    seen: set[str] = set()
-    duplicates = 0
-    first: str | None = None
-    for _, fields in client.xrange(keys.PRODUCTION_STREAM):
-        entry = text(fields[b"entry"])
-        worker = text(fields[b"worker"])
-        counts[worker] = counts.get(worker, 0) + 1
-        epoch = text(fields[b"epoch"])
-        by_epoch[epoch] = by_epoch.get(epoch, 0) + 1
-        if entry in seen:
-            duplicates += 1
-        seen.add(entry)
-        if first is None or entry_after(first, entry):
-            first = entry
-    missing = in_flight = 0
-    if first is not None:
-        for entry_id, _ in client.xrange(input_stream, min=first):
-            entry = text(entry_id)
-            if entry in seen:
-                continue
-            if entry_after(entry, roles.watermark):
-                in_flight += 1
-            else:
-                missing += 1
-    return {
-        "primary": roles.primary, "epoch": roles.epoch, "previous": roles.previous,
-        "switched_at": _iso(roles.switched_at_ms), "switched_at_ms": roles.switched_at_ms,
-        "rollback_until_ms": roles.rollback_until_ms,
-        "production_results": sum(counts.values()), "production_duplicates": duplicates,
-        "production_missing": missing, "in_flight": in_flight, "by_worker": counts, "by_epoch": by_epoch,
-    }
+from harness.transport.replies import text
+from harness.transport.roles import drain_requested, group_lag, read_roles
 
 
 def status(client: redis.Redis, input_stream: str = keys.DEFAULT_INPUT_STREAM) -> dict[str, Any]:
@@ -90,8 +22,8 @@ def status(client: redis.Redis, input_stream: str = keys.DEFAULT_INPUT_STREAM) -
         infos = []
     for info in infos:
         name = text(info["name"])
-        beat = {text(k): text(v) for k, v in client.hgetall(keys.heartbeat_key(name)).items()}
+        beat = heartbeat(client, name)
         groups[name] = {"lag": group_lag(client, input_stream, name), "pending": int(info["pending"]),
                         "state": beat.get("state", "unknown"), "model_version": beat.get("model_version"),
-                        "draining": client.get(keys.control_key(name)) is not None}
+                        "draining": drain_requested(client, name)}
     return {"roles": vars(roles), "groups": groups, "audit": recent(client, 10)}

@@ -1,10 +1,27 @@
-"""Redis key names, in one place so every component agrees on them."""
+"""Redis key names, in one place so every component agrees on them.
+
+`worker_state_keys` lists what a worker owns; `harness retire` removes exactly that.
+"""
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+
+ALL_KEYS_PATTERN = "harness:*"  # SCAN MATCH for every key the harness writes (demo --reset)
 DEFAULT_INPUT_STREAM = "harness:signals"
 DEFAULT_INPUT_CHANNEL = "harness:signals:live"
 PAYLOAD_FIELD = b"data"  # the stream entry field that carries one encoded message
+
+ROLES_KEY = "harness:roles"  # hash: primary, epoch (the fencing token), watermark, switched_at_ms
+PRODUCTION_STREAM = "harness:production"  # what downstream consumers read: the primary's results
+PRODUCTION_CHANNEL = "harness:production:live"  # the same results, for pub/sub consumers
+AUDIT_STREAM = "harness:audit"
+PRODUCED_KEY = "harness:stats:produced"  # signals sent by `harness produce`, for the report's counts
+PRODUCER_RUNS_KEY = "harness:stats:produced:runs"  # hash run id -> signals of that run written (resume)
+CUTOVER_KEY = "harness:cutover"  # hash: progress of the running or last cutover, for idempotent re-runs
+COMPARATOR_STATE_KEY = "harness:comparator:state"  # the msgpack checkpoint of ComparatorState
+COMPARATOR_SUMMARY_KEY = "harness:comparator:summary"  # a small hash for progress displays and `status`
 
 
 def results_stream(worker: str) -> str:
@@ -15,19 +32,23 @@ def dead_letter_stream(worker: str) -> str:
     return f"harness:deadletter:{worker}"
 
 
+def seen_prefix(worker: str) -> str:
+    """One small key per signal id under this prefix: the worker's duplicate-id check."""
+    return f"harness:seen:{worker}:"
+
+
 def seen_key(worker: str, signal_id: str) -> str:
-    return f"harness:seen:{worker}:{signal_id}"
+    return seen_prefix(worker) + signal_id
 
 
 def state_prefix(worker: str) -> str:
+    """Every key of a worker's model state starts with this; the hosted algorithm owns the rest."""
     return f"harness:state:{worker}:"
 
-ROLES_KEY = "harness:roles"  # hash: primary, epoch (the fencing token), watermark, switched_at_ms
-PRODUCTION_STREAM = "harness:production"  # what downstream consumers read: the primary's results
-PRODUCTION_CHANNEL = "harness:production:live"  # the same results, for pub/sub consumers
-AUDIT_STREAM = "harness:audit"
-PRODUCED_KEY = "harness:stats:produced"  # signals sent by `harness produce`, for the report's counts
-CUTOVER_KEY = "harness:cutover"  # hash: progress of the running or last cutover, for idempotent re-runs
+
+def device_state_key(worker: str, device_id: str) -> str:
+    """The per-device hash in which the legacy and candidate workers keep their clusters."""
+    return f"{state_prefix(worker)}device:{device_id}"
 
 
 def control_key(worker: str) -> str:
@@ -39,6 +60,66 @@ def heartbeat_key(worker: str) -> str:
     return f"harness:workers:{worker}"
 
 
+def tap_stream(worker: str) -> str:
+    """Where `harness tap` copies a production worker's own output channel, for the comparator."""
+    return f"harness:tap:{worker}"
+
+
 def reader_cursors_key(stream: str) -> str:
     """Hash group -> last entry counted, for readers that checkpoint instead of acking (comparator)."""
     return f"harness:cursors:{stream}"
+
+
+def checkpoint_cursors_key(state_key: str) -> str:
+    """Hash stream -> last entry that the checkpoint stored at `state_key` has counted."""
+    return f"{state_key}:cursors"
+
+
+@dataclass(frozen=True)
+class WorkerKeys:
+    """The keys one worker owns: exact names, and SCAN MATCH patterns for its per-device/per-signal keys."""
+
+    exact: tuple[str, ...]
+    patterns: tuple[str, ...]
+
+
+def check_worker_name(worker: str) -> str:
+    """A worker name is one key segment: with a ':', worker 'a' would own the keys of worker 'a:b'."""
+    if not worker or ":" in worker:
+        raise ValueError(f"worker name {worker!r}: give a non-empty name without ':'")
+    return worker
+
+
+def worker_state_keys(worker: str) -> WorkerKeys:
+    """What a retired worker leaves behind: control flag, heartbeat, model state, dedupe keys.
+
+    Not listed: its results and dead-letter streams (and the dropped count), the record that the
+    report and the export read; its lease token, which must only grow should the name come back;
+    its lease, which expires by itself.
+    """
+    check_worker_name(worker)
+    return WorkerKeys(
+        exact=(control_key(worker), heartbeat_key(worker)),
+        patterns=(_glob_escape(state_prefix(worker)) + "*", _glob_escape(seen_prefix(worker)) + "*"),
+    )
+
+
+def _glob_escape(literal: str) -> str:
+    # A worker name with glob characters must match only itself in SCAN MATCH.
+    return re.sub(r"([\\*?\[\]])", r"\\\1", literal)
+
+
+def lease_key(worker: str) -> str:
+    """String '<token> <host> <pid>' with a TTL: the one live consumer of a worker name (its fencing token)."""
+    return f"harness:lease:{worker}"
+
+
+def lease_token_key(worker: str) -> str:
+    """Counter: every lease taken gets a larger token, so a stale holder's commit is refused."""
+    return f"harness:lease:{worker}:token"
+
+
+def dead_letters_dropped_key(worker: str) -> str:
+    """Counter: dead letters trimmed off the bounded dead-letter stream (never silent)."""
+    return f"harness:deadletter:{worker}:dropped"
+

@@ -2,29 +2,73 @@
 
 from __future__ import annotations
 
+import itertools
+import os
 import subprocess
 import sys
-import time
+import threading
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from types import TracebackType
 
 import pytest
 import redis
 
-from harness.cutover.roles import read_roles
-from harness.cutover.status import production_summary
+from harness.producer.publisher import publish_signals
+from harness.producer.synthetic import generate_signals
 from harness.transport import keys
-from tests.support.processes import ROOT, start_harness, start_worker, stop, wait_for
+from harness.transport.replies import server_time_ms
+from harness.transport.roles import production_summary, read_roles
+from tests.support.cutover_crash import CRASH_EXIT
+from tests.support.processes import ROOT, start_worker, stop, wait_for
 
-RATE = 1000
-SIGNALS = 8000
+# Well below what legacy sustains on a loaded 2-core machine: the switch copies the candidate's
+# results past legacy's watermark, so a legacy far behind makes each switch attempt long.
+RATE = 300
+MAX_SIGNALS = 200_000  # never reached: the flow stops when the test says so
 
 
-def harness(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    import os
-
+def harness(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True, cwd=ROOT,
-                          env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}, timeout=120)
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+
+
+class FlowingInput:
+    """Signals at RATE per second from a thread, until the test stops them: the switch happens mid-flow
+    however slow the machine is, instead of racing a producer that sends a fixed count."""
+
+    def __init__(self, redis_url: str) -> None:
+        self._client = redis.Redis.from_url(redis_url)
+        self._stopping = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        signals = itertools.takewhile(lambda _: not self._stopping.is_set(), generate_signals(MAX_SIGNALS, seed=0))
+        try:
+            publish_signals(self._client, signals, keys.DEFAULT_INPUT_STREAM, rate=RATE)
+        except BaseException as exc:  # re-raised in the test's thread by stop()
+            self._error = exc
+
+    @property
+    def flowing(self) -> bool:
+        return self._thread.is_alive()
+
+    def __enter__(self) -> FlowingInput:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(timeout=30)
+        if self._error is not None:
+            raise self._error
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self.stop()
+        self._client.close()
 
 
 def production_entries(client: redis.Redis) -> Counter[str]:
@@ -35,10 +79,16 @@ def input_entries(client: redis.Redis) -> list[str]:
     return [entry_id.decode() for entry_id, _ in client.xrange(keys.DEFAULT_INPUT_STREAM)]
 
 
+def wait_for_every_production_result(client: redis.Redis, *alive: subprocess.Popen[bytes]) -> None:
+    total = client.xlen(keys.DEFAULT_INPUT_STREAM)
+    wait_for(lambda: len(production_entries(client)) >= total, 90, f"a production result for all {total} signals",
+             alive)
+
+
 def assert_exactly_one_production_result_per_signal(client: redis.Redis) -> None:
     produced = input_entries(client)
     published = production_entries(client)
-    assert len(produced) == SIGNALS
+    assert len(produced) > 0
     doubled = [entry for entry, n in published.items() if n > 1]
     lost = [entry for entry in produced if entry not in published]
     assert not doubled, f"{len(doubled)} signals got two production results"
@@ -54,40 +104,47 @@ def shadow_pair(redis_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
     stop(candidate)
 
 
+def production_grows_by(client: redis.Redis, count: int) -> Callable[[], bool]:
+    start = client.xlen(keys.PRODUCTION_STREAM)
+    return lambda: bool(client.xlen(keys.PRODUCTION_STREAM) >= start + count)
+
+
 def test_every_signal_gets_exactly_one_production_result_across_cutover_and_rollback(
     redis_url: str, redis_client: redis.Redis, tmp_path: Path, shadow_pair: tuple[subprocess.Popen[bytes], ...]
 ) -> None:
     legacy, candidate = shadow_pair
-    producer = start_harness(["produce", "--redis-url", redis_url, "--count", str(SIGNALS), "--rate", str(RATE)],
-                             log=tmp_path / "producer.log")
-    wait_for(lambda: redis_client.xlen(keys.PRODUCTION_STREAM) > 1500, 60, "legacy feeding production",
-             [legacy, candidate])
-    cut = harness("cutover", "--redis-url", redis_url, "--force", "--reason", "test", "--stop-with", "process")
-    assert cut.returncode == 0, cut.stderr
-    assert read_roles(redis_client).primary == "candidate"
-    assert legacy.wait(timeout=30) == 0, "legacy drains and exits"
-    assert producer.poll() is None, "the switch must happen while signals are still flowing"
+    try:
+        with FlowingInput(redis_url) as flow:
+            wait_for(lambda: redis_client.xlen(keys.PRODUCTION_STREAM) > 600, 60, "legacy feeding production",
+                     [legacy, candidate])
+            cut = harness("cutover", "--redis-url", redis_url, "--force", "--reason", "test", "--stop-with",
+                          "process")
+            assert cut.returncode == 0, cut.stderr
+            assert read_roles(redis_client).primary == "candidate"
+            assert legacy.wait(timeout=30) == 0, "legacy drains and exits"
+            assert flow.flowing, "the switch must happen while signals are still flowing"
 
-    wait_for(lambda: redis_client.xlen(keys.PRODUCTION_STREAM) > 4000, 60, "candidate feeding production",
-             [candidate])
-    # No catch-up: legacy becomes primary while behind, so production waits for it (nothing is lost).
-    back = harness("rollback", "--redis-url", redis_url, "--stop-with", "process", "--catch-up", "0",
-                   "--start-args", f"worker legacy --redis-url {redis_url} --block-ms 100")
-    assert back.returncode == 0, back.stderr
-    assert read_roles(redis_client).primary == "legacy"
-    assert producer.poll() is None, "the rollback must happen while signals are still flowing"
-    assert producer.wait(timeout=60) == 0
-    wait_for(lambda: len(production_entries(redis_client)) >= SIGNALS, 90, "every production result", [candidate])
+            wait_for(production_grows_by(redis_client, 600), 60, "candidate feeding production", [candidate])
+            # No catch-up: legacy becomes primary while behind, so production waits for it (nothing is lost).
+            back = harness("rollback", "--redis-url", redis_url, "--stop-with", "process", "--catch-up", "0",
+                           "--start-args", f"worker legacy --redis-url {redis_url} --block-ms 100")
+            assert back.returncode == 0, back.stderr
+            assert read_roles(redis_client).primary == "legacy"
+            assert flow.flowing, "the rollback must happen while signals are still flowing"
+            wait_for(production_grows_by(redis_client, 300), 60, "legacy feeding production again", [candidate])
+        wait_for_every_production_result(redis_client, candidate)
 
-    assert_exactly_one_production_result_per_signal(redis_client)
-    summary = production_summary(redis_client)
-    assert summary is not None
-    assert summary["production_missing"] == 0 and summary["production_duplicates"] == 0
-    assert summary["by_worker"]["candidate"] > 0 and summary["by_worker"]["legacy"] > 0
-    assert summary["epoch"] == 3, "init (1), cutover (2), rollback (3)"
-    epochs = {fields[b"epoch"] for _, fields in redis_client.xrange(keys.PRODUCTION_STREAM)}
-    assert epochs == {b"1", b"2", b"3"}, "every production result carries its epoch"
-    harness("cutover", "--redis-url", redis_url, "--force", "--reason", "cleanup", "--stop-with", "process")
+        assert_exactly_one_production_result_per_signal(redis_client)
+        summary = production_summary(redis_client)
+        assert summary is not None
+        assert summary["production_missing"] == 0 and summary["production_duplicates"] == 0
+        assert summary["by_worker"]["candidate"] > 0 and summary["by_worker"]["legacy"] > 0
+        assert summary["epoch"] == 3, "init (1), cutover (2), rollback (3)"
+        epochs = {fields[b"epoch"] for _, fields in redis_client.xrange(keys.PRODUCTION_STREAM)}
+        assert epochs == {b"1", b"2", b"3"}, "every production result carries its epoch"
+    finally:
+        # The rollback started legacy outside this test's fixtures: drain and stop it.
+        harness("cutover", "--redis-url", redis_url, "--force", "--reason", "cleanup", "--stop-with", "process")
 
 
 @pytest.mark.parametrize("crash_after", ["gate", "switch", "drain"])
@@ -95,21 +152,22 @@ def test_rerun_after_a_crash_at_any_step_completes_the_cutover(
     crash_after: str, redis_url: str, redis_client: redis.Redis, tmp_path: Path,
     shadow_pair: tuple[subprocess.Popen[bytes], ...],
 ) -> None:
-    legacy, _ = shadow_pair
-    producer = start_harness(["produce", "--redis-url", redis_url, "--count", str(SIGNALS), "--rate", str(RATE)],
-                             log=tmp_path / "producer.log")
-    wait_for(lambda: redis_client.xlen(keys.PRODUCTION_STREAM) > 1000, 60, "production", [legacy])
-    args = ("cutover", "--redis-url", redis_url, "--force", "--reason", "crash test", "--stop-with", "process")
-    crashed = harness(*args, env={"HARNESS_CUTOVER_CRASH_AFTER": crash_after})
-    assert crashed.returncode == 70, f"the injected crash after {crash_after} did not happen: {crashed.stderr}"
-    rerun = harness(*args)
-    assert rerun.returncode == 0, rerun.stderr
+    legacy, candidate = shadow_pair
+    with FlowingInput(redis_url):
+        wait_for(lambda: redis_client.xlen(keys.PRODUCTION_STREAM) > 600, 60, "production", [legacy])
+        crashed = subprocess.run([sys.executable, "-m", "tests.support.cutover_crash", redis_url, crash_after],
+                                 capture_output=True, text=True, cwd=ROOT, timeout=120,
+                                 env={**os.environ, "PYTHONPATH": str(ROOT)})
+        assert crashed.returncode == CRASH_EXIT, f"the crash after {crash_after} did not happen: {crashed.stderr}"
+        assert redis_client.hget(keys.CUTOVER_KEY, "step_done") == crash_after.encode()
+        rerun = harness("cutover", "--redis-url", redis_url, "--force", "--reason", "crash test",
+                        "--stop-with", "process")
+        assert rerun.returncode == 0, rerun.stderr
     roles = read_roles(redis_client)
     assert (roles.primary, roles.epoch) == ("candidate", 2), "one switch, however many runs"
     assert redis_client.hget(keys.CUTOVER_KEY, "step_done") == b"done"
     assert legacy.wait(timeout=30) == 0
-    assert producer.wait(timeout=60) == 0
-    wait_for(lambda: len(production_entries(redis_client)) >= SIGNALS, 90, "every production result")
+    wait_for_every_production_result(redis_client, candidate)
     assert_exactly_one_production_result_per_signal(redis_client)
     steps = [fields[b"step"] for _, fields in redis_client.xrange(keys.AUDIT_STREAM)]
     assert steps.count(b"switch") == 1 and steps[-1] == b"done"
@@ -142,7 +200,7 @@ def test_failing_gate_refuses_the_cutover(redis_url: str, redis_client: redis.Re
     comparator = harness("comparator", "--redis-url", redis_url, "--exit-when-idle", "1")
     assert comparator.returncode == 0, comparator.stderr
     strict = tmp_path / "strict.toml"
-    strict.write_text("[gate]\nmin_pairs = 100000\n")  # far more pairs than exist: not a pass
+    strict.write_text("[gate]\nmin_pairs = 100000\n[rules.ari]\n")  # far more pairs than exist: not a pass
     refused = harness("cutover", "--redis-url", redis_url, "--policy", str(strict))
     assert refused.returncode == 1
     assert "cutover refused" in refused.stderr
@@ -187,6 +245,15 @@ def test_a_rejected_message_mid_batch_does_not_cost_other_signals_their_producti
     assert max(production_entries(redis_client).values()) == 1
 
 
+def owned_keys(client: redis.Redis, worker: str) -> dict[str, list[bytes]]:
+    """The keys `keys.worker_state_keys` says the worker owns, found in Redis, by name or pattern."""
+    owned = keys.worker_state_keys(worker)
+    found = {name: [name.encode()] for name in owned.exact if client.exists(name)}
+    for pattern in owned.patterns:
+        found[pattern] = list(client.scan_iter(match=pattern, count=1000))
+    return found
+
+
 def test_retire_waits_for_the_window_then_removes_legacy_group_and_state(
     redis_url: str, redis_client: redis.Redis, tmp_path: Path, shadow_pair: tuple[subprocess.Popen[bytes], ...]
 ) -> None:
@@ -195,9 +262,11 @@ def test_retire_waits_for_the_window_then_removes_legacy_group_and_state(
     harness("produce", "--redis-url", redis_url, "--count", "100")
     wait_for(lambda: redis_client.xlen(keys.results_stream("legacy")) >= 100
              and redis_client.xlen(keys.results_stream("candidate")) >= 100, 60, "both workers done")
-    assert list(redis_client.scan_iter(match="harness:state:legacy:*")), "legacy keeps cluster state"
-    cut = harness("cutover", "--redis-url", redis_url, "--force", "--reason", "retire test", "--stop-with", "process",
-                  "--rollback-window", "2")
+    legacy_state = owned_keys(redis_client, "legacy")
+    assert all(legacy_state.get(pattern) for pattern in keys.worker_state_keys("legacy").patterns), \
+        "legacy keeps cluster state and dedupe keys"
+    candidate_state = owned_keys(redis_client, "candidate")
+    cut = harness("cutover", "--redis-url", redis_url, "--force", "--reason", "retire test", "--stop-with", "process")
     assert cut.returncode == 0, cut.stderr
 
     early = harness("retire", "legacy", "--redis-url", redis_url)
@@ -208,11 +277,16 @@ def test_retire_waits_for_the_window_then_removes_legacy_group_and_state(
     assert status["groups"]["legacy"]["draining"] is True
     assert [entry["step"] for entry in status["audit"]][-4:] == ["gate", "switch", "drain", "done"]
 
-    time.sleep(2.5)
+    # The hour passes: the window's end moves to the past on the Redis clock that retire reads.
+    redis_client.hset(keys.ROLES_KEY, "rollback_until_ms", int(server_time_ms(redis_client)) - 1)
     retired = harness("retire", "legacy", "--redis-url", redis_url)
     assert retired.returncode == 0, retired.stderr
     groups = {g["name"].decode() for g in redis_client.xinfo_groups(keys.DEFAULT_INPUT_STREAM)}
     assert groups == {"candidate"}
-    assert not list(redis_client.scan_iter(match="harness:state:legacy:*"))
-    assert list(redis_client.scan_iter(match="harness:state:candidate:*")), "the candidate's state is untouched"
+    assert not any(owned_keys(redis_client, "legacy").values()), "every key legacy owned is gone"
+    candidate_after = owned_keys(redis_client, "candidate")
+    assert all(candidate_state.values())
+    assert all(set(found) <= set(candidate_after.get(name, [])) for name, found in candidate_state.items()), \
+        "the candidate's keys are untouched"
+    assert redis_client.exists(keys.results_stream("legacy")), "legacy's results stay: the record of the run"
     assert redis_client.xrange(keys.AUDIT_STREAM)[-1][1][b"action"] == b"retire"

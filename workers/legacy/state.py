@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from harness.transport.keys import device_state_key
+
 
 @dataclass
 class StoredCluster:
@@ -49,14 +51,14 @@ class RedisDeviceStore:
 
     def __init__(self, redis: Any, worker_name: str) -> None:
         self._redis = redis
-        self._prefix = f"harness:state:{worker_name}:device:"
+        self._worker = worker_name
 
     def load(self, device_id: str) -> DeviceState:
-        reference, clusters = self._redis.hmget(self._prefix + device_id, ["reference", "clusters"])
+        reference, clusters = self._redis.hmget(device_state_key(self._worker, device_id), ["reference", "clusters"])
         return _decode(reference, clusters)
 
     def save(self, device_id: str, state: DeviceState) -> None:
-        self._redis.hset(self._prefix + device_id, mapping=_encode(state))
+        self._redis.hset(device_state_key(self._worker, device_id), mapping=_encode(state))
 
 
 class MemoryDeviceStore:

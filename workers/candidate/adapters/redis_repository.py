@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.transport.keys import device_state_key
 from workers.candidate.adapters.memory import InMemoryClusterRepository
 from workers.candidate.domain.model import Cluster, ClusterSet, Vector
 
@@ -18,17 +19,13 @@ class StateError(RuntimeError):
     """The state stored in Redis cannot be read back; names the key."""
 
 
-def state_prefix(worker_name: str) -> str:
-    return f"harness:state:{worker_name}:"
-
-
 class RedisClusterRepository(InMemoryClusterRepository):
     """Write-through: this worker is the only writer of its keys, so the cache never goes stale."""
 
     def __init__(self, redis: Any, worker_name: str) -> None:
         super().__init__()
         self._redis = redis
-        self._prefix = state_prefix(worker_name) + "device:"
+        self._worker = worker_name
         self._loaded: set[str] = set()
         self._dirty_references: set[str] = set()
         self._dirty_clusters: dict[str, dict[int, Cluster]] = {}
@@ -71,7 +68,7 @@ class RedisClusterRepository(InMemoryClusterRepository):
                 mapping[CLUSTER_FIELD.format(number=number)] = json.dumps(
                     [cluster.label, cluster.representative, cluster.members]
                 )
-            pipe.hset(self._prefix + device_id, mapping=mapping)
+            pipe.hset(device_state_key(self._worker, device_id), mapping=mapping)
         try:
             pipe.execute()
         except Exception:
@@ -89,7 +86,7 @@ class RedisClusterRepository(InMemoryClusterRepository):
         self._dirty_clusters.clear()
 
     def _load(self, device_id: str) -> None:
-        key = self._prefix + device_id
+        key = device_state_key(self._worker, device_id)
         stored: dict[bytes, bytes] = self._redis.hgetall(key)
         clusters = ClusterSet(device_id)
         try:
