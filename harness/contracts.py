@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from harness.errors import HarnessError
-from harness.wire_text import safe_text, text_problem, valid_signal_id
+from harness.wire_text import MAX_TEXT_BYTES, safe_text, text_problem, valid_signal_id
 
 SCHEMA_VERSION = 1  # bumped on any incompatible change to either contract
 DEFAULT_MAX_SAMPLES = 100_000  # HARNESS_MAX_SAMPLES overrides it
@@ -41,7 +41,9 @@ class ContractError(ValueError, HarnessError):
     The message is short and always encodable, so it can be logged and stored as it is."""
 
     def __init__(self, reason: str, message: str) -> None:
-        message = safe_text(message[:MAX_DETAIL_CHARS] + "…" if len(message) > MAX_DETAIL_CHARS else message)
+        shown = safe_text(message[:MAX_DETAIL_CHARS])  # an escape is longer than its character: cut again
+        cut = len(message) > MAX_DETAIL_CHARS or len(shown) > MAX_DETAIL_CHARS
+        message = shown[:MAX_DETAIL_CHARS] + "…" if cut else shown
         super().__init__(f"{reason}: {message}")
         self.reason = reason
         self.message = message
@@ -211,24 +213,31 @@ def _meta_from_wire(meta_raw: object) -> SignalMeta:
     device = meta_raw.get("device")
     if not isinstance(device, str) or not device.strip():
         raise ContractError("wrong_schema", "meta.device (a non-blank string) is required")
-    tags = meta_raw.get("tags") or {}
-    if not isinstance(tags, dict) or len(tags) > MAX_TAGS:
-        raise ContractError("wrong_schema", f"meta.tags must be a map of at most {MAX_TAGS} strings")
-    if not all(isinstance(item, _SCALARS) for pair in tags.items() for item in pair):
-        raise ContractError("wrong_schema", "meta.tags must map strings to strings")
-    text_tags = {str(key): str(value) for key, value in tags.items()}
-    for key, value in text_tags.items():
-        _check_text(key, "a meta.tags key", "invalid_text")
-        _check_text(value, f"meta.tags[{key!r}]", "invalid_text")
     return SignalMeta(
         device_id=_check_text(device, "meta.device", "invalid_text"),
         channel=_optional_text(meta_raw.get("channel"), "meta.channel") or "v",
-        tags=text_tags,
+        tags=_tags_from_wire(meta_raw.get("tags")),
         true_kind=_optional_text(meta_raw.get("kind"), "meta.kind"),
     )
 
 
+def _tags_from_wire(tags: object) -> dict[str, str]:
+    if not tags:
+        return {}
+    if not isinstance(tags, dict) or len(tags) > MAX_TAGS:
+        raise ContractError("wrong_schema", f"meta.tags must be a map of at most {MAX_TAGS} strings")
+    text_tags: dict[str, str] = {}
+    for key, value in tags.items():
+        if not isinstance(key, _SCALARS) or not isinstance(value, _SCALARS):
+            raise ContractError("wrong_schema", "meta.tags must map strings to strings")
+        text_key = _check_text(str(key), "a meta.tags key", "invalid_text")
+        text_tags[text_key] = _check_text(str(value), "a meta.tags value", "invalid_text")
+    return text_tags
+
+
 def _check_text(value: str, what: str, reason: str) -> str:
+    if len(value) <= MAX_TEXT_BYTES and value.isascii() and value.isprintable():  # the hot path, inlined
+        return value
     problem = text_problem(value)
     if problem is not None:
         raise ContractError(reason, f"{what} {problem}")

@@ -11,15 +11,18 @@ _CONTROL_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})  # C0/C1 controls and line b
 
 def text_problem(value: str) -> str | None:
     """Why this id, device or kind cannot become a key name, a log field or msgpack text; None if it can."""
-    try:  # a character is at least one byte: a huge string is too long before it is encoded
-        too_long = len(value) > MAX_TEXT_BYTES or len(value.encode("utf-8")) > MAX_TEXT_BYTES
+    too_long = f"is longer than {MAX_TEXT_BYTES} bytes"
+    if len(value) > MAX_TEXT_BYTES:  # a character is at least one byte: no need to encode a huge string
+        return too_long
+    if value.isascii():  # the usual case, on the hot path: one byte a character, controls are unprintable
+        return None if value.isprintable() else "contains a control character"
+    try:
+        size = len(value.encode("utf-8"))
     except UnicodeEncodeError:
         return "is not valid UTF-8 (it holds a lone surrogate)"
-    if too_long:
-        return f"is longer than {MAX_TEXT_BYTES} bytes"
-    if not (value.isascii() and value.isprintable()) and any(
-        unicodedata.category(char) in _CONTROL_CATEGORIES for char in value
-    ):
+    if size > MAX_TEXT_BYTES:
+        return too_long
+    if any(unicodedata.category(char) in _CONTROL_CATEGORIES for char in value):
         return "contains a control character"
     return None
 

@@ -12,7 +12,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from harness.clustering import Assignment, ClusteringAlgorithm
-from harness.contracts import ContractError, SignalReceived, decode_signal, encode_clustered, peek_signal_id
+from harness.contracts import (
+    ContractError,
+    SignalReceived,
+    decode_signal,
+    encode_clustered,
+    max_payload_bytes,
+    peek_signal_id,
+)
 from harness.runtime.results import Rejection, ResultBuilder
 from harness.runtime.sentry import capture
 from harness.transport.base import CommitBatch, Delivery
@@ -44,15 +51,16 @@ def decode_step(deliveries: Sequence[Delivery], max_deliveries: int,
                 max_samples: int) -> tuple[list[Decoded], list[Rejection]]:
     decoded: list[Decoded] = []
     rejected: list[Rejection] = []
+    peek_limit = max_payload_bytes(max_samples)
     for delivery in deliveries:
         if delivery.delivery_count > max_deliveries:
-            rejected.append(Rejection(delivery, peek_signal_id(delivery.payload), "max_deliveries",
+            rejected.append(Rejection(delivery, peek_signal_id(delivery.payload, peek_limit), "max_deliveries",
                                       f"delivered {delivery.delivery_count} times without an ack"))
             continue
         try:
             decoded.append(Decoded(delivery, decode_signal(delivery.payload, max_samples)))
         except ContractError as exc:
-            rejected.append(Rejection(delivery, peek_signal_id(delivery.payload), exc.reason, exc.message))
+            rejected.append(Rejection(delivery, peek_signal_id(delivery.payload, peek_limit), exc.reason, exc.message))
         except Exception as exc:  # a decoder bug must cost one message, never the worker
             rejected.append(Rejection(delivery, None, "undecodable", f"{type(exc).__name__}: {exc}"))
     return decoded, rejected

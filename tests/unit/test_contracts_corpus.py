@@ -136,3 +136,18 @@ def test_corpus_covers_every_reason_code_of_the_decoder() -> None:
 def test_docs_list_every_reason_code_of_the_decoder() -> None:
     docs = (Path(__file__).resolve().parents[2] / "docs" / "contracts.md").read_text()
     assert [reason for reason in DECODE_REASONS if f"| `{reason}` |" not in docs] == []
+
+
+def test_a_contract_error_message_is_one_short_encodable_line_whatever_it_quotes() -> None:
+    for quoted in ("x\ud800" * 1000, "\udfff" * 299, "y" * 10_000):
+        message = ContractError("wrong_schema", quoted).message
+        assert len(message) <= MAX_DETAIL_CHARS + 1 and message.encode("utf-8")
+    assert ContractError("wrong_schema", "bad \ud800").message == "bad \\ud800"
+
+
+def test_a_result_carrying_text_utf8_cannot_encode_is_still_encoded_with_it_escaped() -> None:
+    # Decoded text always encodes; an algorithm's label or exception text is not decoded text.
+    result = SignalClustered("sig", "worker", "model-1", "error", "label\ud800", False, 1.0, 2.0, 0.5,
+                             error_type="ValueError", error_message="bad \udfff input")
+    decoded = decode_clustered(encode_clustered(result))
+    assert (decoded.signal_id, decoded.label, decoded.error_message) == ("sig", "label\\ud800", "bad \\udfff input")
