@@ -28,7 +28,8 @@ def option(*decls: str, envvar: str, **kwargs: Any) -> Callable[[F], F]:
 
 redis_url = option(
     "--redis-url", envvar="HARNESS_REDIS_URL", default=DEFAULT_REDIS_URL,
-    help="Redis to use (redis://, rediss:// or unix:// URL).",
+    help="Redis to use (redis://, rediss:// or unix:// URL); query options such as ?socket_timeout=60 "
+         "override the client's defaults. Its password is never printed.",
 )
 
 
