@@ -12,6 +12,7 @@ from harness.comparator.service import DEFAULT_GROUP, ComparatorService, Compara
 from harness.comparator.tap import TapMapping
 from harness.errors import HarnessError
 from harness.runtime.logs import configure_logging
+from harness.transport import keys
 
 legacy_worker = options.option(
     "--legacy", "legacy_name", envvar="HARNESS_LEGACY_WORKER", default="legacy",
@@ -129,7 +130,7 @@ def export_command(redis: options.RedisTarget, legacy_name: str, candidate_name:
 @options.redis_connection
 @options.option("--channel", "tap_channel", envvar="HARNESS_TAP_CHANNEL", required=True,
                 help="The production output channel to copy from (pub/sub: lossy while this runs not).")
-@options.option("--to-stream", envvar="HARNESS_TAP_STREAM", default="harness:tap:legacy",
+@options.option("--to-stream", envvar="HARNESS_TAP_STREAM", default=keys.tap_stream("legacy"),
                 help="Stream that receives a copy of every message, for `comparator --tap-legacy-stream`.")
 def tap_command(redis: options.RedisTarget, tap_channel: str, to_stream: str) -> None:
     """Copy an existing production output channel into a stream the comparator can read."""

@@ -1,6 +1,6 @@
 """Reading who is primary, the drain flag, consumer-group lag and production counts from Redis.
 
-Shared below the services: the comparator's report, the cutover and the worker runtime read these.
+Shared below the services: the comparator's report and the cutover both read these.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from typing import Any
 import redis
 
 from harness.transport import keys
+from harness.transport.control import DRAIN
 from harness.transport.replies import entry_after, text
 
-DRAIN = "drain"  # the control key's value that tells a worker to finish its batch, ack it and exit
 LAG_SCAN_LIMIT = 10_000  # beyond this (Redis < 7 only), a lag is reported as the limit: "at least"
 
 
