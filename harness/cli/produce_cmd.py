@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from harness.cli import options
+from harness.runtime.logs import configure_logging
 from harness.transport.trim import trim_stream
 
 
@@ -35,14 +36,25 @@ from harness.transport.trim import trim_stream
               help="Trim the input stream as it goes, only below what every consumer group has acked.")
 @click.option("--trim-min-groups", envvar="HARNESS_TRIM_MIN_GROUPS", show_envvar=True, show_default=True, default=2,
               type=click.IntRange(1), help="With --trim: trim nothing until at least this many consumer groups exist.")
+@options.option("--run-id", envvar="HARNESS_PRODUCE_RUN_ID", default=None,
+                help="Resume this run (same signals): send only what it has not written yet. Default: a new run.")
+@options.option("--max-wait", "max_wait_s", envvar="HARNESS_PRODUCE_MAX_WAIT", default=None,
+                type=click.FloatRange(0), help="Stop after this many seconds of store errors (unavailable, full); "
+                "default: retry until the store recovers.")
+@options.log_level
+@options.log_format
 def produce_command(
     redis: options.RedisTarget, input_stream: str, count: int, seed: int, rate: float | None, devices: int,
     samples: int, out_path: Path | None, from_path: Path | None, publish_channel: str | None, trim: bool,
-    trim_min_groups: int,
+    trim_min_groups: int, run_id: str | None, max_wait_s: float | None, log_level: str, log_format: str,
 ) -> None:
-    """Send synthetic signals (or replay a recorded file) to the input stream."""
+    """Send synthetic signals (or replay a recorded file) to the input stream.
+
+    Each batch is written with the produced counter in one step; a store error is retried with
+    backoff; `--run-id` resumes an interrupted run without sending anything twice.
+    """
     from harness.producer.files import read_signals, write_signals  # pandas: slow to import
-    from harness.producer.publisher import publish_signals
+    from harness.producer.publisher import new_run_id, publish_signals
     from harness.producer.synthetic import generate_signals
 
     signals = (read_signals(from_path) if from_path
@@ -51,10 +63,12 @@ def produce_command(
         written = write_signals(out_path, signals)
         click.echo(f"wrote {written} signals to {out_path}")
         return
+    configure_logging(log_level, json_lines=log_format == "json")
+    run_id = run_id or new_run_id()
     sent = publish_signals(redis.client(), signals, input_stream, rate=rate, channel=publish_channel, trim=trim,
-                           trim_min_groups=trim_min_groups)
+                           trim_min_groups=trim_min_groups, run_id=run_id, max_wait_s=max_wait_s)
     target = f"channel {publish_channel}" if publish_channel else f"stream {input_stream}"
-    click.echo(f"sent {sent} signals to {target}")
+    click.echo(f"sent {sent} signals to {target} (run {run_id})")
 
 
 @click.command("record")

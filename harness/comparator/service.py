@@ -10,7 +10,9 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -18,10 +20,13 @@ from typing import Any
 import msgpack
 import redis
 from msgpack import unpackb as _unpackb
+from tenacity import Retrying, retry_if_exception_type, wait_random_exponential
 
 from harness.comparator.state import ComparatorState
 from harness.comparator.tap import TapMapping
 from harness.transport import keys
+from harness.transport.errors import TransportError
+from harness.transport.redis_errors import translated
 from harness.transport.replies import server_time_ms, text
 from harness.transport.roles import production_summary
 from harness.transport.streams import ensure_group
@@ -33,6 +38,8 @@ SUMMARY_KEY = keys.COMPARATOR_SUMMARY_KEY  # a small hash for progress displays 
 DEFAULT_GROUP = "comparator"
 DEFAULT_CHECKPOINT_S = 1.0
 DEFAULT_READ_COUNT = 2_000
+MAX_BACKOFF_S = 5.0  # the longest wait between two attempts while the store is away
+_PIPELINE_ECHO = re.compile(r"Command # \d+ \(.*\) of pipeline caused error: ", re.S)
 
 
 @dataclass(frozen=True)
@@ -117,11 +124,30 @@ class ComparatorService:
         self._stopping = True
 
     def run(self) -> ComparatorState:
-        self.rewind()
+        """Compare until stopped (or idle past the limit). A store error (a Redis restart, a full
+        server) never ends the run: it backs off, then resumes from the last checkpoint."""
+        if not self._with_backoff(self.rewind):
+            return self.state
         # Decoded results are short-lived; collecting the long-lived startup objects again and
         # again costs more than the comparison itself.
         gc.freeze()
         gc.set_threshold(50_000, 20, 100)
+        while True:
+            try:
+                with translated():
+                    self._loop()
+                    self.checkpoint()
+                return self.state
+            except TransportError as exc:
+                if self._stopping:
+                    log.warning("store error at the last checkpoint; the previous one stands",
+                                extra={"error": str(exc)})
+                    return self.state
+                self._log_store_error(exc)
+            if not self._with_backoff(self._resume_from_checkpoint):
+                return self.state
+
+    def _loop(self) -> None:
         last_checkpoint = time.monotonic()
         idle_since: float | None = None
         read_since_checkpoint = 0
@@ -136,8 +162,37 @@ class ComparatorService:
             limit = self._settings.exit_when_idle_s
             if limit is not None and idle_since is not None and now - idle_since >= limit:
                 break
-        self.checkpoint()
-        return self.state
+
+    def _resume_from_checkpoint(self) -> None:
+        # What was read since the last checkpoint is forgotten and read again: the checkpoint and
+        # the cursors it stored are the only progress that is certain after a store error.
+        self.state = load_state(self._client, self._settings)
+        self.rewind()
+        log.info("resumed from the last checkpoint", extra={"cursors": dict(self._cursors)})
+
+    def _with_backoff(self, action: Callable[[], object]) -> bool:
+        """Run `action` until it succeeds, backing off on store errors; False when stopped meanwhile."""
+        retrying = Retrying(
+            retry=retry_if_exception_type(TransportError), wait=wait_random_exponential(0.1, max=MAX_BACKOFF_S),
+            stop=lambda _: self._stopping, reraise=True,
+            before_sleep=lambda state: self._log_store_error(
+                state.outcome.exception() if state.outcome else None, state.attempt_number,
+                state.next_action.sleep if state.next_action else 0.0),
+        )
+        try:
+            retrying(lambda: _translated_call(action))
+        except TransportError:
+            if self._stopping:
+                return False
+            raise
+        return True
+
+    @staticmethod
+    def _log_store_error(error: BaseException | None, attempt: int = 0, wait_s: float = 0.0) -> None:
+        # redis-py quotes a failed pipeline command with its arguments: the msgpack checkpoint, as bytes.
+        line = _PIPELINE_ECHO.sub("", str(error))
+        log.warning("store error: resuming from the last checkpoint once the store answers",
+                    extra={"error": line, "attempt": attempt, "retry_in_s": round(wait_s, 2)})
 
     def rewind(self) -> None:
         """Point the consumer group of each feed just after what the checkpoint has counted."""
@@ -200,6 +255,11 @@ class ComparatorService:
         report = self.state.report(produced_count(self._client))
         return {"counts": json.dumps(report["counts"]), "ari": json.dumps(report["agreement"]["ari"]),
                 "updated_ms": str(server_time_ms(self._client))}
+
+def _translated_call(action: Callable[[], object]) -> object:
+    with translated():
+        return action()
+
 
 def _payload(fields: Any) -> bytes:
     """The `data` value of a raw stream entry ([field, value, ...] or a map); b'' when absent."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Callable, Sequence
 
 from harness.clustering import Assignment, WorkerContext
@@ -25,3 +27,26 @@ class RaisesOnNegative:
 
 def raises_on_negative() -> RaisesOnNegative:
     return RaisesOnNegative()
+
+
+def sleeps(context: WorkerContext) -> Callable[[SignalReceived], str | None]:
+    """One cluster per device, after HARNESS_TEST_SLEEP_MS per signal: a slow model."""
+    delay_s = float(context.env.get("HARNESS_TEST_SLEEP_MS", "1")) / 1000.0
+
+    def assign(signal: SignalReceived) -> str:
+        time.sleep(delay_s)
+        return f"device:{signal.meta.device_id}"
+
+    return assign
+
+
+def exits_on(context: WorkerContext) -> Callable[[SignalReceived], str | None]:
+    """Kills its own process (os._exit) on the signal whose id is HARNESS_TEST_POISON_ID."""
+    poison = context.env["HARNESS_TEST_POISON_ID"]
+
+    def assign(signal: SignalReceived) -> str:
+        if signal.signal_id == poison:
+            os._exit(3)
+        return f"device:{signal.meta.device_id}"
+
+    return assign
