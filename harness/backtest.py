@@ -106,7 +106,7 @@ def run_backtest(
         done += len(batch)
         if on_batch is not None:
             on_batch(done)
-    state.expire(float("inf"))  # nothing should wait for a partner: both sides answered every signal
+    state.expire(float("inf"))  # the run is over: whatever is still pending will never come
     seconds = time.perf_counter() - started
     return BacktestResult(state.report(done), done, seconds, sides[0].seconds, sides[1].seconds)
 

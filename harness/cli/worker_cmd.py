@@ -22,6 +22,7 @@ from harness.runtime.worker import (
     WorkerRuntime,
 )
 from harness.transport.base import DEFAULT_LEASE_TTL_S, Transport
+from harness.transport.connection import SOCKET_TIMEOUT_S
 from harness.transport.pubsub import PubSubTransport
 from harness.transport.streams import DEFAULT_DEDUPE_TTL_S, StreamTransport, wait_for_redis
 
@@ -77,7 +78,8 @@ def worker_command(
     # Until the runtime takes over: nothing is in hand yet, so a stop request is a clean exit.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     worker_name = name or (spec if spec in BUILTIN_WORKERS else spec.partition(":")[0].rsplit(".", 1)[-1])
-    client = redis.client()
+    # A blocking read waits up to --block-ms: the socket must wait longer than that.
+    client = redis.client(socket_timeout=max(SOCKET_TIMEOUT_S, block_ms / 1000.0 + 5.0))
     wait_for_redis(client, timeout_s=30.0)
     algorithm = load_algorithm(spec, WorkerContext(worker_name=worker_name, redis=client, env=dict(os.environ)))
     transport: Transport

@@ -1,8 +1,14 @@
-"""Joins results from several sides by signal id: pending buffer, duplicates, late arrivals, expiry, eviction."""
+"""Joins results from several sides by signal id: pending buffer, duplicates, late arrivals, eviction, and
+when a signal is missing: by progress (a side has moved past its input entry) or, without entry ids, by time.
+
+Each worker commits its results in input order, so the input position of its latest result is its
+progress ("frontier"). A pending signal is missing on a side only once that side's frontier has
+passed the signal's input entry: exact, and never a matter of time passing. Ahead of it, it is awaiting.
+"""
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,10 +16,23 @@ from typing import Any
 # One side's result, already reduced to small ints by the state: (outcome, label, device, kind, error type);
 # -1 means "none".
 Slot = tuple[int, int, int, int, int]
-# A pending join: [first_seen_ms, mask of sides seen, slot of side 0, slot of side 1, ...] (None = not yet).
+# A pending join: [first_seen_ms, mask of sides seen, input position, slot of side 0, slot of side 1, ...]
+# (slot None = not yet; input position -1 = unknown, e.g. a tapped production channel).
 Entry = list[Any]
 
-FIRST_SEEN, MASK, SLOTS = 0, 1, 2  # positions in an Entry
+FIRST_SEEN, MASK, POSITION, SLOTS = 0, 1, 2, 3  # positions in an Entry
+NO_POSITION = -1
+
+
+def input_position(entry_id: Any) -> int:
+    """A stream entry id 'ms-seq' as one comparable int; NO_POSITION when there is none."""
+    if type(entry_id) is not str:
+        return NO_POSITION
+    ms, _, seq = entry_id.partition("-")
+    try:
+        return (int(ms) << 32) + int(seq or 0)
+    except ValueError:
+        return NO_POSITION
 
 
 @dataclass
@@ -46,15 +65,23 @@ class JoinBuffer:
         self._pending: OrderedDict[str, Entry] = OrderedDict()
         self._finished: dict[str, int] = {}  # id -> mask of the sides seen, newest generation
         self._finished_before: dict[str, int] = {}
+        self.frontiers = [NO_POSITION] * n_sides  # each side's progress: the input position of its latest result
+        # Pending signals by the side that saw them first: each queue is in input order, because each
+        # side's results are; so settling pops from the left and never scans the whole buffer.
+        self._by_opener: list[deque[tuple[int, str]]] = [deque() for _ in range(n_sides)]
 
     def __len__(self) -> int:
         return len(self._pending)
 
-    def offer(self, side: int, ids: Sequence[str], slots: Sequence[Slot], now_ms: float) -> Offered:
+    def offer(self, side: int, ids: Sequence[str], slots: Sequence[Slot], now_ms: float,
+              positions: Sequence[int] | None = None) -> Offered:
         out = Offered()
+        if positions:
+            self.frontiers[side] = max(self.frontiers[side], max(positions))
+        opened = self._by_opener[side]
         pending = self._pending  # not the finished dicts: _remember may swap their generations mid-batch
         bit, slot_at, full = 1 << side, SLOTS + side, self._full
-        template: Entry = [0.0, 0, *([None] * self.n_sides)]
+        template: Entry = [0.0, 0, NO_POSITION, *([None] * self.n_sides)]
         accepted, completed = out.accepted, out.completed
         for position, sid in enumerate(ids):
             entry = pending.get(sid)
@@ -87,6 +114,10 @@ class JoinBuffer:
                 continue
             entry = template.copy()
             entry[FIRST_SEEN], entry[MASK], entry[slot_at] = now_ms, bit, slots[position]
+            if positions:
+                entry[POSITION] = at = positions[position]
+                if at != NO_POSITION:
+                    opened.append((at, sid))
             pending[sid] = entry
             accepted.append(position)
         while len(pending) > self.max_pending:
@@ -94,6 +125,34 @@ class JoinBuffer:
             self._remember(sid, entry[MASK])
             out.evicted.append(entry)
         return out
+
+    def settle(self) -> list[Entry]:
+        """Pending signals that every side has moved past: they will never complete; they leave the buffer.
+
+        A signal is settled once the slowest side's frontier has passed its input entry (the sides
+        that produced it are at or past it by construction, the absent ones past it)."""
+        slowest = min(self.frontiers)
+        settled: list[Entry] = []
+        pending = self._pending
+        for queue in self._by_opener:
+            while queue and queue[0][0] < slowest:
+                at, sid = queue.popleft()
+                entry = pending.get(sid)
+                if entry is not None and entry[POSITION] == at:  # else completed or evicted meanwhile
+                    del pending[sid]
+                    self._remember(sid, entry[MASK])
+                    settled.append(entry)
+        return settled
+
+    def awaiting(self) -> list[int]:
+        """Per side: pending signals it has not produced yet (a slower side's backlog as seen here)."""
+        counts = [0] * self.n_sides
+        for entry in self._pending.values():
+            mask = entry[MASK]
+            for side in range(self.n_sides):
+                if not mask >> side & 1:
+                    counts[side] += 1
+        return counts
 
     def expire(self, now_ms: float) -> list[Entry]:
         """Pending signals first seen at least timeout_ms ago, oldest first; they leave the buffer."""
@@ -115,15 +174,26 @@ class JoinBuffer:
 
     def to_wire(self) -> dict[str, Any]:
         return {
-            "pending": [[sid, *entry] for sid, entry in self._pending.items()],
+            # Positions exceed msgpack's 64-bit integers (ms << 32): they travel as decimal text.
+            "pending": [[sid, entry[FIRST_SEEN], entry[MASK], str(entry[POSITION]), *entry[SLOTS:]]
+                        for sid, entry in self._pending.items()],
             "finished": self._finished,
             "finished_before": self._finished_before,
+            "frontiers": [str(position) for position in self.frontiers],
         }
 
     def restore(self, raw: dict[str, Any]) -> None:
+        rows = [list(row) for row in raw["pending"]]
+        for row in rows:
+            if len(row) == 3 + self.n_sides:  # saved before entries carried their input position
+                row.insert(1 + POSITION, NO_POSITION)
         self._pending = OrderedDict(
-            (row[0], [row[1], row[2], *(tuple(slot) if slot is not None else None for slot in row[3:])])
-            for row in raw["pending"]
+            (row[0], [row[1], row[2], int(row[3]), *(tuple(slot) if slot is not None else None for slot in row[4:])])
+            for row in rows
         )
         self._finished = dict(raw["finished"])
         self._finished_before = dict(raw["finished_before"])
+        self.frontiers = [int(v) for v in raw.get("frontiers", [NO_POSITION] * self.n_sides)]
+        ordered = sorted((entry[POSITION], sid) for sid, entry in self._pending.items()
+                         if entry[POSITION] != NO_POSITION)
+        self._by_opener = [deque(ordered), *(deque() for _ in range(self.n_sides - 1))]

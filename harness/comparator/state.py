@@ -10,7 +10,7 @@ import msgpack
 import numpy as np
 
 from harness.comparator import agreement
-from harness.comparator.join import MASK, SLOTS, Entry, JoinBuffer, Slot
+from harness.comparator.join import MASK, NO_POSITION, SLOTS, Entry, JoinBuffer, Slot, input_position
 from harness.comparator.latency import LatencyHistogram
 from harness.comparator.pairs import ERROR, PairStats
 from harness.comparator.reservoir import DEFAULT_CAPACITY, Reservoir
@@ -30,7 +30,8 @@ _REQUIRED_FIELDS = itemgetter("id", "outcome", "published_ms", "entered_ms", "pr
 _AT = {key: index for index, key in enumerate(RESULT_KEYS)}
 _ROW_FIELDS = itemgetter(*(_AT[key] for key in ("v", "id", "outcome", "published_ms", "entered_ms", "proc_ms",
                                                 "label", "device", "kind")))
-_ROW_LENGTH, _ROW_ERROR_TYPE = len(RESULT_KEYS), _AT["err_type"]
+_ROW_LENGTH, _ROW_ERROR_TYPE, _ROW_ENTRY = len(RESULT_KEYS), _AT["err_type"], _AT["entry"]
+JOIN_MODES = ("progress", "time")  # missing once a side has moved past the entry, or after a timeout
 
 
 class SideStats:
@@ -98,14 +99,18 @@ class ComparatorState:
         device_limit: int = 50,
         map_limit: int = 20,
         min_share: float = 0.1,
+        join: str = "progress",
     ) -> None:
         sides = tuple(sides)
+        if join not in JOIN_MODES:
+            raise ValueError(f"join must be one of {', '.join(JOIN_MODES)}, got {join!r}")
         if sides not in (PRIMARY_SIDES, (*PRIMARY_SIDES, REPLICA)):
             raise ValueError(f"sides must be {PRIMARY_SIDES} or {(*PRIMARY_SIDES, REPLICA)}, got {sides}")
         self.sides = sides
-        self.options = {"timeout_ms": float(timeout_ms), "max_pending": int(max_pending), "window": int(window),
-                        "sample_size": int(sample_size), "seed": int(seed), "device_limit": int(device_limit),
-                        "map_limit": int(map_limit), "min_share": float(min_share)}
+        self.options: dict[str, Any] = {
+            "timeout_ms": float(timeout_ms), "max_pending": int(max_pending), "window": int(window),
+            "sample_size": int(sample_size), "seed": int(seed), "device_limit": int(device_limit),
+            "map_limit": int(map_limit), "min_share": float(min_share), "join": join}
         self._side_index = {side: index for index, side in enumerate(sides)}
         self._join = JoinBuffer(len(sides), timeout_ms, max_pending)
         # per-side label codes; devices, kinds and error types share one code space across sides
@@ -131,6 +136,7 @@ class ComparatorState:
         outcomes: list[int] = []
         end_to_end: list[float] = []
         processing: list[float] = []
+        positions: list[int] = []
         rejected = 0
         for record in records:
             try:
@@ -138,14 +144,14 @@ class ComparatorState:
                     version, sid, outcome_name, published, entered, proc, label, device, kind = _ROW_FIELDS(record)
                     if version != SCHEMA_VERSION or len(record) != _ROW_LENGTH:
                         raise ValueError(version)
-                    error_type = record[_ROW_ERROR_TYPE]
+                    error_type, entry_id = record[_ROW_ERROR_TYPE], record[_ROW_ENTRY]
                 else:
                     try:
                         sid, outcome_name, published, entered, proc, label, device, kind = _FIELDS(record)
                     except KeyError:  # the optional keys may be absent from a hand-made result
                         sid, outcome_name, published, entered, proc = _REQUIRED_FIELDS(record)
                         label, device, kind = record.get("label"), record.get("device"), record.get("kind")
-                    error_type = record.get("err_type")
+                    error_type, entry_id = record.get("err_type"), record.get("entry")
                 outcome = _OUTCOME_CODES[outcome_name]
                 latency = published - entered + 0.0
                 proc += 0.0
@@ -170,8 +176,9 @@ class ComparatorState:
             outcomes.append(outcome)
             end_to_end.append(latency)
             processing.append(proc)
+            positions.append(input_position(entry_id))
         self.counters["rejected"] += rejected
-        offered = self._join.offer(index, ids, slots, now_ms)
+        offered = self._join.offer(index, ids, slots, now_ms, positions)
         self.counters["duplicates"] += offered.duplicates
         self.counters["late"] += offered.late
         accepted = offered.accepted
@@ -185,8 +192,27 @@ class ComparatorState:
             self.counters["evicted"] += len(offered.evicted)
             self._finish(offered.evicted, expired=False)
 
+    @property
+    def join_mode(self) -> str:
+        return str(self.options.get("join", "time"))
+
+    def advance(self, now_ms: float) -> None:
+        """Count as missing what will never come: by progress (exact), or by timeout in time mode."""
+        if self.join_mode == "progress":
+            self._finish(self._join.settle(), expired=True)
+        else:
+            self.expire(now_ms)
+
     def expire(self, now_ms: float) -> None:
+        """Count every pending signal older than the timeout as missing on its absent sides."""
         self._finish(self._join.expire(now_ms), expired=True)
+
+    def progress(self) -> dict[str, Any]:
+        """The join mode, and per side: its frontier (input entry of its latest result) and awaiting count."""
+        awaiting = self._join.awaiting()
+        return {"join": self.join_mode, "sides": {
+            side: {"frontier": _entry_id(self._join.frontiers[index]), "awaiting": awaiting[index]}
+            for index, side in enumerate(self.sides)}}
 
     def _finish(self, entries: list[Entry], *, expired: bool) -> None:
         """Feed the pairs of finished signals; an expired signal counts as missing on its absent sides."""
@@ -235,7 +261,7 @@ class ComparatorState:
                   **self._primary.errors_section(list(self._error_types))}
         return build_report(counts=counts, agreement=self._agreement_section(), latency_ms=latency,
                             errors=errors, noise_floor=self._noise_floor_section(legacy_p99),
-                            generated_at=generated_at)
+                            progress=self.progress(), generated_at=generated_at)
 
     def _agreement_section(self) -> dict[str, Any]:
         table = self._primary.main_table()
@@ -315,6 +341,10 @@ class ComparatorState:
         state._primary = PairStats.from_wire(raw["primary"])
         state._noise = PairStats.from_wire(raw["noise"]) if raw["noise"] is not None else None
         return state
+
+
+def _entry_id(position: int) -> str | None:
+    return None if position == NO_POSITION else f"{position >> 32}-{position & 0xFFFFFFFF}"
 
 
 def _ratio(numerator: float | None, denominator: float | None) -> float | None:

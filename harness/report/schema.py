@@ -44,6 +44,7 @@ def build_report(
     errors: Mapping[str, Any],
     noise_floor: Mapping[str, Any] | None,
     cutover: Mapping[str, Any] | None = None,
+    progress: Mapping[str, Any] | None = None,
     generated_at: str | None = None,
 ) -> dict[str, Any]:
     report = {
@@ -56,6 +57,8 @@ def build_report(
         "noise_floor": dict(noise_floor) if noise_floor is not None else None,
         "cutover": dict(cutover) if cutover is not None else None,
     }
+    if progress is not None:
+        report["progress"] = dict(progress)
     return validate_report(report)
 
 
@@ -100,7 +103,21 @@ def validate_report(report: Any) -> dict[str, Any]:
         raise ReportError("noise_floor must be an object or null")
     if report["cutover"] is not None and not isinstance(report["cutover"], dict):
         raise ReportError("cutover must be an object or null")
+    if "progress" in report:  # optional: reports written before the progress join have none
+        _validate_progress(report["progress"])
     return report
+
+
+def _validate_progress(progress: Any) -> None:
+    if not isinstance(progress, dict) or progress.get("join") not in ("progress", "time"):
+        raise ReportError("progress.join must be 'progress' or 'time'")
+    sides = progress.get("sides")
+    if not isinstance(sides, dict):
+        raise ReportError("progress.sides must be an object")
+    for side, figures in sides.items():
+        if not isinstance(figures, dict):
+            raise ReportError(f"progress.sides.{side} must be an object")
+        _require_count(figures.get("awaiting"), f"progress.sides.{side}.awaiting")
 
 
 def _section(parent: Mapping[str, Any], name: str, keys: tuple[str, ...], prefix: str = "") -> dict[str, Any]:
