@@ -17,6 +17,7 @@ from harness.comparator.service import SUMMARY_KEY, live_report
 from harness.errors import HarnessError
 from harness.supervisor import Supervisor
 from harness.transport import keys
+from harness.transport.connection import redis_client
 
 
 class DemoError(RuntimeError, HarnessError):
@@ -65,20 +66,19 @@ def read_progress(client: redis.Redis) -> Progress:
 
 def run_demo(plan: DemoPlan, on_progress: Callable[[Progress], None] | None = None) -> dict[str, Any]:
     """Run the whole shadow deployment once and return its harness.report/1 report."""
-    client = redis.Redis.from_url(plan.redis_url)
-    supervisor = Supervisor(plan.log_dir)
-    common = ["--redis-url", plan.redis_url]
-    worker_flags = [*common, "--block-ms", "200"]
+    client = redis_client(plan.redis_url)
+    supervisor = Supervisor(plan.log_dir, plan.redis_url)  # children read HARNESS_REDIS_URL: no password in argv
+    worker_flags = ["--block-ms", "200"]
     try:
         # Legacy is production's worker: the first primary, under epoch 1.
         supervisor.spawn("legacy", ["worker", "legacy", "--init-primary", *worker_flags])
         supervisor.spawn("candidate", ["worker", "candidate", *worker_flags], env=plan.candidate_env)
-        comparator_args = ["comparator", *common, "--timeout", str(plan.join_timeout_s), "--checkpoint", "0.3"]
+        comparator_args = ["comparator", "--timeout", str(plan.join_timeout_s), "--checkpoint", "0.3"]
         if plan.aa:
             supervisor.spawn("legacy-replica", ["worker", "legacy", "--name", "legacy-replica", *worker_flags])
             comparator_args += ["--replica", "legacy-replica"]
         supervisor.spawn("comparator", comparator_args)
-        produce_args = ["produce", *common, "--count", str(plan.signals), "--seed", str(plan.seed)]
+        produce_args = ["produce", "--count", str(plan.signals), "--seed", str(plan.seed)]
         if plan.rate:
             produce_args += ["--rate", str(plan.rate)]
         supervisor.spawn("producer", produce_args)
@@ -95,8 +95,7 @@ def run_demo(plan: DemoPlan, on_progress: Callable[[Progress], None] | None = No
 
 def _cut_over(plan: DemoPlan, supervisor: Supervisor) -> None:
     """Promote the candidate as an operator would: gate on the live comparison, switch, drain legacy."""
-    cutover = supervisor.spawn("cutover", ["cutover", "--redis-url", plan.redis_url, "--policy",
-                                           str(plan.cutover_policy), "--stop-with", "process",
+    cutover = supervisor.spawn("cutover", ["cutover", "--policy", str(plan.cutover_policy), "--stop-with", "process",
                                            "--actor", "harness-demo"])
     try:
         code = cutover.wait(timeout=180)

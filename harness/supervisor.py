@@ -21,16 +21,21 @@ def die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+REDIS_URL_ENV = "HARNESS_REDIS_URL"  # how children get the Redis URL: never in argv, which any user can read
+
+
 class Supervisor:
-    def __init__(self, log_dir: Path) -> None:
+    def __init__(self, log_dir: Path, redis_url: str | None = None) -> None:
         self.log_dir = log_dir
         self.children: dict[str, subprocess.Popen[bytes]] = {}
+        self._redis_env = {REDIS_URL_ENV: redis_url} if redis_url else {}
 
     def spawn(self, name: str, args: Sequence[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """Start `harness ARGS`; the Redis URL (password included) goes in its environment, not its argv."""
         log = (self.log_dir / f"{name}.log").open("ab")
         process = subprocess.Popen(
             [sys.executable, "-m", "harness", *args],
-            env={**os.environ, **(env or {})},
+            env={**os.environ, **(env or {}), **self._redis_env},
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             preexec_fn=die_with_parent if sys.platform.startswith("linux") else None,
         )

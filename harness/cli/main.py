@@ -76,9 +76,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from harness.cli import compare_cmd, cutover_cmd, demo_cmd, gate_cmd, produce_cmd, worker_cmd
+    from harness.cli import acl_cmd, compare_cmd, cutover_cmd, demo_cmd, gate_cmd, produce_cmd, worker_cmd
 
-    for module in (worker_cmd, produce_cmd, compare_cmd, demo_cmd, gate_cmd, cutover_cmd):
+    for module in (worker_cmd, produce_cmd, compare_cmd, demo_cmd, gate_cmd, cutover_cmd, acl_cmd):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -20,6 +20,7 @@ from typing import Any
 import redis
 
 from harness.contracts import decode_clustered
+from harness.security import grants
 from harness.transport import keys
 from harness.transport.replies import entry_after, parse_entry_id, server_time_ms, text
 from harness.transport.roles import Roles as Roles  # re-exported: callers knew them here
@@ -62,7 +63,18 @@ SWITCH_ATTEMPTS = 2_000  # optimistic retries while the workers keep committing 
 
 def switch_primary(client: redis.Redis, target: str, rollback_window_s: float | None = None,
                    input_stream: str = keys.DEFAULT_INPUT_STREAM) -> Roles:
-    """Make `target` primary under a new epoch, handing over production without loss or double."""
+    """Make `target` primary under a new epoch, handing over production without loss or double.
+
+    Under ACL users (HARNESS_ACL_USERS), the production grant moves too: to `target` before the
+    switch, away from every other worker after it; a re-run after a crash repeats both.
+    """
+    grants.grant_production(client, target, input_stream)
+    roles = _switch(client, target, rollback_window_s, input_stream)
+    grants.revoke_production(client, target, input_stream)
+    return roles
+
+
+def _switch(client: redis.Redis, target: str, rollback_window_s: float | None, input_stream: str) -> Roles:
     with client.pipeline(transaction=True) as pipe:
         for _attempt in range(SWITCH_ATTEMPTS):
             try:

@@ -8,6 +8,8 @@ import sys
 import time
 from typing import Any
 
+from harness.transport.connection import redact
+
 _STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
 
@@ -24,7 +26,7 @@ class JsonFormatter(logging.Formatter):
                 line[key] = value
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str)
+        return redact(json.dumps(line, default=str))  # an exception's text may carry a Redis URL
 
 
 def configure_logging(level: str = "info", json_lines: bool = True) -> None:

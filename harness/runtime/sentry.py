@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import Any
 
 import sentry_sdk
 from sentry_sdk.integrations.logging import LoggingIntegration
+
+from harness.transport.connection import redact
 
 
 def init_sentry(worker: str, model_version: str, dsn: str | None = None) -> bool:
@@ -22,10 +25,23 @@ def init_sentry(worker: str, model_version: str, dsn: str | None = None) -> bool
         # Log lines become breadcrumbs, not events: each failure is captured once, by `capture`,
         # with the signal id as a tag.
         integrations=[LoggingIntegration(level=logging.INFO, event_level=None)],
+        # Stack locals and messages may hold the Redis URL: its password never leaves the process.
+        before_send=lambda event, _hint: _redacted(event),
+        before_breadcrumb=lambda crumb, _hint: _redacted(crumb),
     )
     sentry_sdk.set_tag("worker", worker)
     sentry_sdk.set_tag("model_version", model_version)
     return True
+
+
+def _redacted(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {key: _redacted(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redacted(item) for item in value]
+    return value
 
 
 def capture(exc: BaseException, signal_id: str | None, **tags: str) -> None:

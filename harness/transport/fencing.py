@@ -11,12 +11,15 @@ writes nothing twice (its first ack is no longer pending).
 from __future__ import annotations
 
 COMMIT_SCRIPT = """
--- KEYS: 1 results, 2 dead letters, 3 input stream, 4 roles, 5 production stream, 6 production channel,
---       7 lease, 8 dropped dead letters counter
+-- KEYS: 1 results, 2 dead letters, 3 lease, 4 dropped dead letters counter
 -- ARGV: 1 worker, 2 group, 3 n results, 4 n dead letters, 5 results maxlen (0 = unbounded),
 --       6 our lease value ('' = no lease check), 7 dead letters maxlen (0 = unbounded),
+--       8 input stream, 9 roles, 10 production stream, 11 production channel,
 --       then n x (entry id, payload), n x (entry, reason, detail, signal id, payload, size, sha256),
 --       then ack ids
+-- The input, roles and production are names in ARGV, not KEYS: Redis 7 checks every declared key
+-- against the caller's ACL as read-write, and a shadow may only read the roles and never touch
+-- production (docs/security.md); each command below is still checked on its own.
 local function parse(id)
   local dash = string.find(id, '-', 1, true)
   if not dash then return tonumber(id), 0 end
@@ -30,21 +33,22 @@ end
 local worker, group = ARGV[1], ARGV[2]
 local n_results, n_dead, maxlen = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local lease, dead_maxlen = ARGV[6], tonumber(ARGV[7])
-if lease ~= '' and redis.call('GET', KEYS[7]) ~= lease then
+local input, roles, production, channel = ARGV[8], ARGV[9], ARGV[10], ARGV[11]
+if lease ~= '' and redis.call('GET', KEYS[3]) ~= lease then
   return redis.error_reply('FENCED worker ' .. worker .. ' no longer holds its lease')
 end
-local role = redis.call('HMGET', KEYS[4], 'primary', 'epoch', 'watermark')
+local role = redis.call('HMGET', roles, 'primary', 'epoch', 'watermark')
 local is_primary = role[1] == worker
 local epoch = role[2] or '0'
-local first_ack = 8 + 2 * n_results + 7 * n_dead
+local first_ack = 12 + 2 * n_results + 7 * n_dead
 if first_ack <= #ARGV then
-  local pending = redis.call('XPENDING', KEYS[3], group, ARGV[first_ack], ARGV[first_ack], 1)
+  local pending = redis.call('XPENDING', input, group, ARGV[first_ack], ARGV[first_ack], 1)
   if #pending == 0 then return {is_primary and 1 or 0, tonumber(epoch), 0, 1} end
 end
 local published_until = role[3] or '0-0'  -- entries at or below it already have a production result
 local watermark = published_until
 local published = 0
-local at = 8
+local at = 12
 for i = 1, n_results do
   local entry, payload = ARGV[at], ARGV[at + 1]
   at = at + 2
@@ -54,15 +58,15 @@ for i = 1, n_results do
     redis.call('XADD', KEYS[1], '*', 'data', payload)
   end
   if is_primary and after(entry, published_until) then
-    redis.call('XADD', KEYS[5], '*', 'data', payload, 'epoch', epoch, 'entry', entry, 'worker', worker)
-    redis.call('PUBLISH', KEYS[6], payload)
+    redis.call('XADD', production, '*', 'data', payload, 'epoch', epoch, 'entry', entry, 'worker', worker)
+    redis.call('PUBLISH', channel, payload)
     if after(entry, watermark) then watermark = entry end
     published = published + 1
   end
 end
 for i = 1, n_dead do
   if dead_maxlen > 0 and redis.call('XLEN', KEYS[2]) >= dead_maxlen then
-    redis.call('INCR', KEYS[8])
+    redis.call('INCR', KEYS[4])
     redis.call('XADD', KEYS[2], 'MAXLEN', dead_maxlen, '*', 'entry', ARGV[at], 'reason', ARGV[at + 1],
                'detail', ARGV[at + 2], 'signal_id', ARGV[at + 3], 'data', ARGV[at + 4], 'size', ARGV[at + 5],
                'sha256', ARGV[at + 6])
@@ -73,10 +77,10 @@ for i = 1, n_dead do
   at = at + 7
 end
 if published > 0 then
-  redis.call('HSET', KEYS[4], 'watermark', watermark)
+  redis.call('HSET', roles, 'watermark', watermark)
 end
 if at <= #ARGV then
-  redis.call('XACK', KEYS[3], group, unpack(ARGV, at, #ARGV))
+  redis.call('XACK', input, group, unpack(ARGV, at, #ARGV))
 end
 return {is_primary and 1 or 0, tonumber(epoch), published, 0}
 """

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 ALL_KEYS_PATTERN = "harness:*"  # SCAN MATCH for every key the harness writes (demo --reset)
@@ -123,3 +124,25 @@ def dead_letters_dropped_key(worker: str) -> str:
     """Counter: dead letters trimmed off the bounded dead-letter stream (never silent)."""
     return f"harness:deadletter:{worker}:dropped"
 
+
+# ACL key patterns (harness acl): glob patterns built from the key functions above, so a renamed key
+# moves its permission with it.
+
+
+def literal_pattern(key: str) -> str:
+    """A glob pattern that matches exactly `key`."""
+    return _glob_escape(key)
+
+
+def every_worker(key_of_worker: Callable[[str], str]) -> str:
+    """The glob pattern of one kind of per-worker key for every worker, e.g. every results stream."""
+    return key_of_worker("*")
+
+
+def worker_owned_patterns(worker: str) -> tuple[str, ...]:
+    """ACL patterns of every key a worker writes: results, dead letters, dedupe, model state, heartbeat, lease."""
+    check_worker_name(worker)
+    exact = (results_stream(worker), dead_letter_stream(worker), dead_letters_dropped_key(worker),
+             heartbeat_key(worker), lease_key(worker), lease_token_key(worker))
+    prefixes = (seen_prefix(worker), state_prefix(worker))
+    return tuple(_glob_escape(key) for key in exact) + tuple(_glob_escape(prefix) + "*" for prefix in prefixes)

@@ -141,6 +141,7 @@ class StreamTransport(Transport):
         args: list[str | bytes | int] = [
             self._worker, self._group, len(batch.results), len(batch.dead_letters), self._results_maxlen,
             self._control.lease_value, self._dead_letters_maxlen,
+            self._stream, keys.ROLES_KEY, keys.PRODUCTION_STREAM, keys.PRODUCTION_CHANNEL,
         ]
         for entry_id, payload in batch.results:
             args += [entry_id, payload]
@@ -150,8 +151,7 @@ class StreamTransport(Transport):
         args += [d.entry_id for d in batch.acked]
         with translated():
             is_primary, epoch, published, already = self._commit(
-                keys=[self._results, self._dead_letters, self._stream, keys.ROLES_KEY,
-                      keys.PRODUCTION_STREAM, keys.PRODUCTION_CHANNEL, keys.lease_key(self._worker),
+                keys=[self._results, self._dead_letters, keys.lease_key(self._worker),
                       keys.dead_letters_dropped_key(self._worker)],
                 args=args,
             )
