@@ -16,6 +16,7 @@ import redis
 from harness.cutover import audit
 from harness.cutover.roles import switch_primary
 from harness.cutover.stoppers import WorkerStopper
+from harness.errors import HarnessError
 from harness.transport import keys
 from harness.transport.replies import server_time_ms, text
 from harness.transport.roles import Roles, clear_drain, group_lag, read_roles, request_drain
@@ -33,7 +34,7 @@ def no_hook(step: str) -> None:
     """The default `after_step`: tests pass one that crashes after a given step."""
 
 
-class CutoverRefused(RuntimeError):
+class CutoverRefused(RuntimeError, HarnessError):
     pass
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import redis
 
 from harness.contracts import decode_clustered
+from harness.errors import HarnessError
 from harness.security import grants
 from harness.transport import keys
 from harness.transport.replies import entry_after, parse_entry_id, server_time_ms, text
@@ -27,7 +28,7 @@ from harness.transport.roles import Roles as Roles  # re-exported: callers knew 
 from harness.transport.roles import read_roles as read_roles
 
 
-class RolesError(RuntimeError):
+class RolesError(RuntimeError, HarnessError):
     pass
 
 
