@@ -287,6 +287,33 @@ _SCOPES = {  # agreement scope (a section of the report's `agreement`) -> how th
 }
 
 
+# --- progress: a stalled or lagging side -----------------------------------------------------------
+
+
+def _progress(rule: Rule, report: Mapping[str, Any], confidence: float) -> RuleResult:
+    """A stalled side makes the verdict INCONCLUSIVE: its missing results may only be late."""
+    sides = _get(report, "progress", "sides")
+    if not isinstance(sides, Mapping) or not sides:
+        return _result(rule, None, None, "", "not applicable (the report has no progress section)")
+    stalled = {side: figures for side, figures in sides.items()
+               if isinstance(figures, Mapping) and figures.get("stalled")}
+    lags = {side: float(figures["lag_s"]) for side, figures in sides.items()
+            if isinstance(figures, Mapping) and isinstance(figures.get("lag_s"), int | float)}
+    worst = max(lags.values(), default=0.0)
+    if stalled:
+        side, figures = next(iter(stalled.items()))
+        reason = (f"{side} stalled: no progress for {_number(figures.get('stalled_for_s')) or 0:.0f}s, "
+                  f"{_count(figures.get('lag_entries'))} entries ({lags.get(side, 0.0):.1f}s) behind the input")
+        return RuleResult(rule.name, Outcome.INCONCLUSIVE, worst, "no side stalled", f"{rule.name} {reason}",
+                          shortfall=reason)
+    limit = rule.optional_number("max_lag_s")
+    if limit is None:
+        return _result(rule, True, worst, "no side stalled", f"no side stalled; largest lag {worst:.1f}s")
+    ok = worst <= limit
+    return _result(rule, ok, worst, f"lag <= {limit:.0f}s", f"largest lag {worst:.1f}s {'<=' if ok else '>'} "
+                   f"max {limit:.0f}s")
+
+
 def _agreement_rule(metric: str, scope: str | None, default: float) -> RuleSpec:
     where = _SCOPES[scope]
     params = {"min": Param(default, parse_unit, f"lowest accepted value {where}")}
@@ -340,6 +367,10 @@ RULES: dict[str, RuleSpec] = {spec.name: spec for spec in (
                  "max_effect": Param(0.2, parse_unit, "tolerated Cliff's delta (candidate slower) when significant"),
                  "min_samples": Param(20, parse_count, "fewer latency samples on a side fail the rule"),
              }, _mann_whitney),
+    RuleSpec("progress", "progress.sides.<side>: INCONCLUSIVE while a side is stalled (no progress, input left); "
+             "with max_lag_s, lag_s <= max_lag_s on every side", {
+                 "max_lag_s": Param(None, parse_positive, "highest accepted lag behind the input, in seconds"),
+             }, _progress),
 )}
 
 
