@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -37,10 +37,13 @@ redis_url = option(
 class RedisTarget:
     """The Redis a command was pointed at: builds its client, and shows its URL without the password."""
 
-    url: str
+    url: str = field(repr=False)  # a traceback or a debugger shows reprs: never the password
 
     def client(self, *, socket_timeout: float | None = SOCKET_TIMEOUT_S) -> redis.Redis:
         return redis_client(self.url, socket_timeout=socket_timeout)
+
+    def __repr__(self) -> str:
+        return f"RedisTarget({redact_url(self.url)!r})"
 
     def __str__(self) -> str:
         return redact_url(self.url)
