@@ -50,7 +50,7 @@ def test_comparator_sigkilled_five_times(stack: FaultStack, figure: Callable[[st
 
 def test_pubsub_worker_away_five_seconds_is_counted_missing(stack: FaultStack,
                                                             figure: Callable[[str], None]) -> None:
-    channel, rate, n = "harness:faults:live", 200, 1600
+    channel, rate, n = "harness:faults:live", 200, 2400
     pubsub = ("--transport", "pubsub", "--channel", channel)
     stack.worker("legacy", BY_DEVICE, *pubsub)
     stack.worker("candidate", BY_DEVICE, *pubsub)
@@ -62,11 +62,12 @@ def test_pubsub_worker_away_five_seconds_is_counted_missing(stack: FaultStack,
     wait_for(lambda: result_count(stack.client, "candidate") >= 200, 60, "the candidate's first results",
              stack.alive("candidate"))
     stack.kill("candidate")
-    away_from = result_count(stack.client, "legacy")
+    away_from, candidate_before = result_count(stack.client, "legacy"), result_count(stack.client, "candidate")
     # Away for 5 s of input: legacy, still there, has taken 5 s worth of signals meanwhile.
     wait_for(lambda: result_count(stack.client, "legacy") >= away_from + 5 * rate, 60, "5 s of input",
              stack.alive("legacy"))
     stack.worker("candidate", BY_DEVICE, *pubsub)
+    wait_for(lambda: subscribers() == 2, 60, "the candidate back", stack.alive("candidate", "producer"))
     assert stack.processes["producer"].wait(timeout=60) == 0
     wait_for(lambda: result_count(stack.client, "legacy") >= n, 60, "legacy's results", stack.alive("legacy"))
     candidate = result_count(stack.client, "candidate")
@@ -79,5 +80,6 @@ def test_pubsub_worker_away_five_seconds_is_counted_missing(stack: FaultStack,
            f"missing_legacy={counts['missing_legacy']} uncounted={silent} doubled={counts['duplicates']}")
     assert result_count(stack.client, "legacy") == n
     assert 0 < n - candidate == counts["missing_candidate"]
+    assert candidate > candidate_before, "the candidate, back, took no more input: the run ended too early"
     assert counts["matched"] == candidate and counts["missing_legacy"] == 0
     assert silent == 0 and counts["duplicates"] == 0
