@@ -8,7 +8,14 @@ from pathlib import Path
 import click
 
 from harness.cli import options
-from harness.comparator.service import DEFAULT_GROUP, ComparatorService, ComparatorSettings, Feed, default_feeds
+from harness.comparator.service import (
+    DEFAULT_GROUP,
+    DEFAULT_STALL_AFTER_S,
+    ComparatorService,
+    ComparatorSettings,
+    Feed,
+    default_feeds,
+)
 from harness.comparator.tap import TapMapping
 from harness.errors import HarnessError
 from harness.runtime.logs import configure_logging
@@ -33,8 +40,13 @@ replica_worker = options.option(
 @legacy_worker
 @candidate_worker
 @replica_worker
+@options.input_stream
 @options.option("--timeout", "timeout_s", envvar="HARNESS_JOIN_TIMEOUT", default=30.0, type=click.FloatRange(0.001),
-                help="Seconds to wait for a signal's partner before it counts as missing on that side.")
+                help="Tapped input only (no input order): seconds to wait for a signal's partner before it counts "
+                     "as missing. Otherwise a signal is missing once that side's results have moved past it.")
+@options.option("--stall-after", "stall_after_s", envvar="HARNESS_STALL_AFTER", default=DEFAULT_STALL_AFTER_S,
+                type=click.FloatRange(0.1), help="Seconds without progress, with input left, after which a side "
+                "is reported stalled (the gate is then inconclusive).")
 @options.option("--max-pending", envvar="HARNESS_MAX_PENDING", default=200_000, type=click.IntRange(1),
                 help="Bound on signals waiting for their partner; the oldest are evicted (and counted).")
 @options.option("--window", envvar="HARNESS_WINDOW", default=1_000, type=click.IntRange(1),
@@ -52,9 +64,9 @@ replica_worker = options.option(
 @options.log_level
 @options.log_format
 def comparator_command(
-    redis: options.RedisTarget, legacy_name: str, candidate_name: str, replica_name: str | None, timeout_s: float,
-    max_pending: int, window: int, group: str, checkpoint_s: float, tap_legacy_stream: str | None,
-    tap_mapping: str, exit_when_idle: float | None, log_level: str, log_format: str,
+    redis: options.RedisTarget, legacy_name: str, candidate_name: str, replica_name: str | None, input_stream: str,
+    timeout_s: float, stall_after_s: float, max_pending: int, window: int, group: str, checkpoint_s: float,
+    tap_legacy_stream: str | None, tap_mapping: str, exit_when_idle: float | None, log_level: str, log_format: str,
 ) -> None:
     """Join legacy's and the candidate's results by signal id and keep the comparison in Redis."""
     configure_logging(log_level, json_lines=log_format == "json")
@@ -63,7 +75,8 @@ def comparator_command(
         feeds[0] = Feed("legacy", tap_legacy_stream, TapMapping.parse(tap_mapping))
     settings = ComparatorSettings(
         feeds=feeds, group=group, timeout_ms=timeout_s * 1000.0, max_pending=max_pending, window=window,
-        checkpoint_s=checkpoint_s, exit_when_idle_s=exit_when_idle,
+        checkpoint_s=checkpoint_s, exit_when_idle_s=exit_when_idle, input_stream=input_stream,
+        stall_after_s=stall_after_s,
     )
     service = ComparatorService(redis.client(), settings)
     import signal

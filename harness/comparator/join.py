@@ -127,21 +127,24 @@ class JoinBuffer:
         return out
 
     def settle(self) -> list[Entry]:
-        """Pending signals that every side has moved past: they will never complete; they leave the buffer.
-
-        A signal is settled once the slowest side's frontier has passed its input entry (the sides
-        that produced it are at or past it by construction, the absent ones past it)."""
-        slowest = min(self.frontiers)
+        """Pending signals that every absent side has moved past: they will never complete; they leave
+        the buffer. Each opener's queue is in input order, so settling stops at the first that waits."""
+        frontiers, full, pending = self.frontiers, self._full, self._pending
         settled: list[Entry] = []
-        pending = self._pending
         for queue in self._by_opener:
-            while queue and queue[0][0] < slowest:
-                at, sid = queue.popleft()
+            while queue:
+                at, sid = queue[0]
                 entry = pending.get(sid)
-                if entry is not None and entry[POSITION] == at:  # else completed or evicted meanwhile
-                    del pending[sid]
-                    self._remember(sid, entry[MASK])
-                    settled.append(entry)
+                if entry is None or entry[POSITION] != at:  # completed or evicted meanwhile
+                    queue.popleft()
+                    continue
+                absent = full & ~entry[MASK]
+                if any(absent >> side & 1 and frontiers[side] <= at for side in range(self.n_sides)):
+                    break  # a side that has not produced it yet has not moved past it either: awaiting
+                queue.popleft()
+                del pending[sid]
+                self._remember(sid, entry[MASK])
+                settled.append(entry)
         return settled
 
     def awaiting(self) -> list[int]:
@@ -154,14 +157,17 @@ class JoinBuffer:
                     counts[side] += 1
         return counts
 
-    def expire(self, now_ms: float) -> list[Entry]:
-        """Pending signals first seen at least timeout_ms ago, oldest first; they leave the buffer."""
+    def expire(self, now_ms: float, *, unordered_only: bool = False) -> list[Entry]:
+        """Pending signals first seen at least timeout_ms ago, oldest first; they leave the buffer.
+
+        `unordered_only`: only those without an input position, which progress cannot settle."""
         cutoff = now_ms - self.timeout_ms
         expired: list[tuple[str, Entry]] = []
         for sid, entry in self._pending.items():
             if entry[FIRST_SEEN] > cutoff:
                 break  # arrival order: everything after is younger
-            expired.append((sid, entry))
+            if not unordered_only or entry[POSITION] == NO_POSITION:
+                expired.append((sid, entry))
         for sid, entry in expired:
             del self._pending[sid]
             self._remember(sid, entry[MASK])

@@ -10,7 +10,6 @@ from __future__ import annotations
 import gc
 import json
 import logging
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,11 +21,12 @@ import redis
 from msgpack import unpackb as _unpackb
 from tenacity import Retrying, retry_if_exception_type, wait_random_exponential
 
+from harness.comparator.lag import LagMeter
 from harness.comparator.state import ComparatorState
 from harness.comparator.tap import TapMapping
 from harness.transport import keys
 from harness.transport.errors import TransportError
-from harness.transport.redis_errors import translated
+from harness.transport.redis_errors import PIPELINE_ECHO, translated
 from harness.transport.replies import server_time_ms, text
 from harness.transport.roles import production_summary
 from harness.transport.streams import ensure_group
@@ -39,7 +39,7 @@ DEFAULT_GROUP = "comparator"
 DEFAULT_CHECKPOINT_S = 1.0
 DEFAULT_READ_COUNT = 2_000
 MAX_BACKOFF_S = 5.0  # the longest wait between two attempts while the store is away
-_PIPELINE_ECHO = re.compile(r"Command # \d+ \(.*\) of pipeline caused error: ", re.S)
+DEFAULT_STALL_AFTER_S = 30.0  # a side whose results have not moved this long, with input left, is stalled
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,7 @@ class Feed:
     side: str
     stream: str
     tap: TapMapping | None = None  # set when the stream carries a production worker's own JSON
+    worker: str | None = None  # its consumer group on the input stream, for its lag (None: a tap)
 
 
 @dataclass
@@ -63,13 +64,21 @@ class ComparatorSettings:
     block_ms: int = 500
     exit_when_idle_s: float | None = None
     state_key: str = STATE_KEY
+    input_stream: str = keys.DEFAULT_INPUT_STREAM
+    stall_after_s: float = DEFAULT_STALL_AFTER_S
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def join(self) -> str:
+        # A tapped production worker's results carry no input entry id: only time can tell missing.
+        return "time" if any(feed.tap is not None for feed in self.feeds) else "progress"
 
 
 def default_feeds(legacy: str = "legacy", candidate: str = "candidate", replica: str | None = None) -> list[Feed]:
-    feeds = [Feed("legacy", keys.results_stream(legacy)), Feed("candidate", keys.results_stream(candidate))]
+    feeds = [Feed("legacy", keys.results_stream(legacy), worker=legacy),
+             Feed("candidate", keys.results_stream(candidate), worker=candidate)]
     if replica:
-        feeds.append(Feed("replica", keys.results_stream(replica)))
+        feeds.append(Feed("replica", keys.results_stream(replica), worker=replica))
     return feeds
 
 
@@ -79,7 +88,7 @@ def load_state(client: redis.Redis, settings: ComparatorSettings) -> ComparatorS
         return ComparatorState.from_bytes(saved)
     return ComparatorState(
         timeout_ms=settings.timeout_ms, max_pending=settings.max_pending, window=settings.window,
-        sides=[feed.side for feed in settings.feeds],
+        sides=[feed.side for feed in settings.feeds], join=settings.join,
     )
 
 
@@ -105,6 +114,10 @@ def live_report(client: redis.Redis) -> dict[str, Any] | None:
         generated_at = stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
     report = state.report(produced_count(client), generated_at=generated_at)
     report["cutover"] = production_summary(client)
+    lag = client.hget(SUMMARY_KEY, "lag")
+    if lag is not None and "progress" in report:
+        for side, figures in json.loads(lag).items():
+            report["progress"]["sides"].setdefault(side, {}).update(figures)
     return report
 
 
@@ -119,6 +132,7 @@ class ComparatorService:
         self._cursors: dict[str, str] = {}
         self._stopping = False
         self.state = load_state(client, settings)
+        self._lag = LagMeter(client, settings, lambda: self.state)
 
     def request_stop(self, *_: object) -> None:
         self._stopping = True
@@ -190,7 +204,7 @@ class ComparatorService:
     @staticmethod
     def _log_store_error(error: BaseException | None, attempt: int = 0, wait_s: float = 0.0) -> None:
         # redis-py quotes a failed pipeline command with its arguments: the msgpack checkpoint, as bytes.
-        line = _PIPELINE_ECHO.sub("", str(error))
+        line = PIPELINE_ECHO.sub("", str(error))
         log.warning("store error: resuming from the last checkpoint once the store answers",
                     extra={"error": line, "attempt": attempt, "retry_in_s": round(wait_s, 2)})
 
@@ -209,20 +223,25 @@ class ComparatorService:
         return keys.checkpoint_cursors_key(self._settings.state_key)
 
     def poll_once(self) -> int:
-        """Read one round from every feed; returns how many results were ingested."""
+        """Read one round from the feeds; returns how many results were ingested."""
         # NOACK: the checkpointed cursors are the acknowledgement (see `checkpoint`), so the
         # group keeps no pending list and needs no XACK per result.
         response = self._reader.xreadgroup(
-            self._settings.group, self._settings.group, dict.fromkeys(self._cursors, ">"),
+            self._settings.group, self._settings.group, dict.fromkeys(self._streams_to_read(), ">"),
             count=self._settings.read_count, block=self._settings.block_ms, noack=True,
         )
         now_ms = server_time_ms(self._client)
         got, backlog = self._ingest(response, now_ms)
-        if not backlog:
-            # Only once caught up: after a restart, a partner may still be deep in the backlog,
-            # and the timeout is about results that never come, not about results not read yet.
-            self.state.expire(now_ms)
+        self.state.advance(now_ms, caught_up=not backlog)
         return got
+
+    def _streams_to_read(self) -> list[str]:
+        """Every feed, unless the join buffer is half full: then only the sides that are behind, so
+        the faster side's results wait in Redis, not in memory, until the slower one catches up."""
+        if self.state.join_mode != "progress" or self.state.pending_count() < self._settings.max_pending // 2:
+            return list(self._cursors)
+        behind = set(self.state.slowest_sides())
+        return [feed.stream for feed in self._settings.feeds if feed.side in behind] or list(self._cursors)
 
     def _ingest(self, response: Any, now_ms: float) -> tuple[int, bool]:
         """Returns (results ingested, whether some feed has more waiting)."""
@@ -254,7 +273,7 @@ class ComparatorService:
     def summary(self) -> dict[str, str]:
         report = self.state.report(produced_count(self._client))
         return {"counts": json.dumps(report["counts"]), "ari": json.dumps(report["agreement"]["ari"]),
-                "updated_ms": str(server_time_ms(self._client))}
+                "updated_ms": str(server_time_ms(self._client)), "lag": json.dumps(self._lag.measure())}
 
 def _translated_call(action: Callable[[], object]) -> object:
     with translated():

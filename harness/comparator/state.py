@@ -196,16 +196,32 @@ class ComparatorState:
     def join_mode(self) -> str:
         return str(self.options.get("join", "time"))
 
-    def advance(self, now_ms: float) -> None:
-        """Count as missing what will never come: by progress (exact), or by timeout in time mode."""
+    def advance(self, now_ms: float, *, caught_up: bool = True) -> None:
+        """Count as missing what will never come: by progress (exact), or by the timeout in time mode.
+
+        The timeout is applied only once `caught_up`: a partner not read yet is not a partner that
+        never comes (after a restart, it may be deep in the backlog)."""
         if self.join_mode == "progress":
             self._finish(self._join.settle(), expired=True)
-        else:
+            if caught_up:
+                # A result without an input entry id (hand-made, or from an older worker) cannot be
+                # placed in the input order: the timeout still decides for those alone.
+                self._finish(self._join.expire(now_ms, unordered_only=True), expired=True)
+        elif caught_up:
             self.expire(now_ms)
 
     def expire(self, now_ms: float) -> None:
         """Count every pending signal older than the timeout as missing on its absent sides."""
         self._finish(self._join.expire(now_ms), expired=True)
+
+    def pending_count(self) -> int:
+        return len(self._join)
+
+    def slowest_sides(self) -> list[str]:
+        """The sides whose progress is the least (all of them when they are level)."""
+        frontiers = self._join.frontiers
+        slowest = min(frontiers)
+        return [side for side, frontier in zip(self.sides, frontiers, strict=True) if frontier == slowest]
 
     def progress(self) -> dict[str, Any]:
         """The join mode, and per side: its frontier (input entry of its latest result) and awaiting count."""

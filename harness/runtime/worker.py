@@ -209,7 +209,10 @@ class WorkerRuntime:
         ttl = self._settings.lease_ttl_s
         if ttl is None:
             return None
-        token = self._transport.acquire_lease(ttl, wait_s=ttl + 1.0)
+        # A store that is down or full at start is waited for, like any store error; a live holder is not.
+        token = self._with_backoff(lambda: self._transport.acquire_lease(ttl, wait_s=ttl + 1.0), "lease")
+        if token is None:
+            return None  # stopped while waiting for the store
         log.info("lease acquired", extra={"worker": self._settings.worker_name, "token": token})
         keeper = _LeaseKeeper(self._transport, ttl / 3.0, self._on_lease_lost)
         keeper.start()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -16,6 +17,8 @@ from harness.transport.errors import (
 )
 
 FENCED_REPLY = "FENCED"  # the prefix of the commit script's error when the lease is not ours
+# redis-py quotes a failed pipeline command with its arguments (payloads, checkpoints: raw bytes).
+PIPELINE_ECHO = re.compile(r"Command # \d+ \(.*\) of pipeline caused error: ", re.S)
 
 
 def classify_redis_error(exc: BaseException) -> TransportError | None:
@@ -51,5 +54,5 @@ def translated() -> Iterator[None]:
 
 def _first_line(exc: BaseException) -> str:
     # Redis error texts can carry a script body after the first line; one line is what a log needs.
-    text = str(exc) or type(exc).__name__
+    text = PIPELINE_ECHO.sub("", str(exc)) or type(exc).__name__
     return text.splitlines()[0][:300]

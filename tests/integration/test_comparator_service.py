@@ -18,12 +18,12 @@ from tests.support.processes import start_harness, stop, wait_for
 
 
 def result(worker: str, signal_id: str, label: str, outcome: str = "clustered", redelivered: bool = False,
-           error_type: str | None = None) -> bytes:
+           error_type: str | None = None, entry: str | None = None) -> bytes:
     return encode_clustered(SignalClustered(
         signal_id=signal_id, worker=worker, model_version="test", outcome=outcome,  # type: ignore[arg-type]
         label=label if outcome == "clustered" else None, is_new_cluster=False, entered_at_ms=1000.0,
         published_at_ms=1010.0 if worker == "legacy" else 1020.0, processing_ms=1.0, device_id="dev-1",
-        error_type=error_type, error_message=error_type, redelivered=redelivered, input_entry_id="1-0",
+        error_type=error_type, error_message=error_type, redelivered=redelivered, input_entry_id=entry,
     ))
 
 
@@ -72,17 +72,21 @@ def test_restarted_comparator_counts_nothing_twice(redis_url: str, redis_client:
 
 def test_partner_that_never_comes_counts_as_missing(redis_url: str, redis_client: redis.Redis,
                                                     tmp_path: Path) -> None:
-    write(redis_client, "legacy", [result("legacy", f"s{i}", "a") for i in range(10)])
-    write(redis_client, "candidate", [result("candidate", f"s{i}", "b") for i in range(7)])
-    write(redis_client, "candidate", [result("candidate", "only-candidate", "b")])
-    process = comparator(redis_url, tmp_path, "--timeout", "0.5")
+    # Input entries 1-0..10-0 are s0..s9, 11-0 only-candidate, 12-0 s10. A side misses a signal once
+    # its own results have moved past that signal's entry; what lies ahead of it is awaiting.
+    write(redis_client, "legacy", [result("legacy", f"s{i}", "a", entry=f"{i + 1}-0") for i in range(10)])
+    write(redis_client, "candidate", [result("candidate", f"s{i}", "b", entry=f"{i + 1}-0") for i in range(7)])
+    write(redis_client, "candidate", [result("candidate", "only-candidate", "b", entry="11-0")])
+    write(redis_client, "legacy", [result("legacy", "s10", "a", entry="12-0")])
+    process = comparator(redis_url, tmp_path, "--timeout", "0.1")
     try:
         wait_for(lambda: redis_client.exists(STATE_KEY)
-                 and counts(redis_client)["missing_candidate"] == 3, 30, "timeouts", [process])
+                 and counts(redis_client)["missing_legacy"] == 1, 30, "the join to settle", [process])
     finally:
         stop(process)
     final = counts(redis_client)
-    assert (final["matched"], final["missing_candidate"], final["missing_legacy"]) == (7, 3, 1)
+    assert (final["matched"], final["missing_candidate"], final["missing_legacy"], final["pending"]) == (7, 3, 1, 1)
+    assert report(redis_client)["progress"]["sides"]["candidate"]["awaiting"] == 1  # s10: not missing, awaiting
 
 
 def test_redelivered_duplicates_are_counted_once(redis_url: str, redis_client: redis.Redis, tmp_path: Path) -> None:
