@@ -43,6 +43,7 @@ class Progress:
     matched: int = 0
     missing: int = 0
     ari: float | None = None
+    processed: dict[str, int] = field(default_factory=dict)  # per worker: input entries it has answered
 
 
 def ensure_clean(client: redis.Redis, reset: bool) -> None:
@@ -53,15 +54,16 @@ def ensure_clean(client: redis.Redis, reset: bool) -> None:
         client.delete(*existing[chunk_start:chunk_start + 500])
 
 
-def read_progress(client: redis.Redis) -> Progress:
+def read_progress(client: redis.Redis, workers: tuple[str, ...] = ("legacy", "candidate")) -> Progress:
     produced = int(client.get(keys.PRODUCED_KEY) or 0)
+    processed = {worker: int(client.xlen(keys.results_stream(worker))) for worker in workers}
     summary = client.hgetall(SUMMARY_KEY)
     if not summary:
-        return Progress(produced)
+        return Progress(produced, processed=processed)
     counts = json.loads(summary[b"counts"])
     ari = json.loads(summary[b"ari"])
     return Progress(produced, int(counts["matched"]),
-                    int(counts["missing_legacy"]) + int(counts["missing_candidate"]), ari)
+                    int(counts["missing_legacy"]) + int(counts["missing_candidate"]), ari, processed)
 
 
 def run_demo(plan: DemoPlan, on_progress: Callable[[Progress], None] | None = None) -> dict[str, Any]:

@@ -60,10 +60,12 @@ def demo_command(redis_url: str | None, signals: int, rate: float | None, seed: 
         plan = DemoPlan(url, signals, rate, seed, candidate_env, aa,
                         cutover_policy=policy.resolve() if cutover else None)
         console.print(f"[dim]worker logs in {plan.log_dir}[/dim]")
-        columns = (TextColumn("{task.description:<9}"), BarColumn(), MofNCompleteColumn(),
+        columns = (TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("{task.fields[note]}"), TimeElapsedColumn())
         with Progress(*columns, console=console, transient=False) as bar:
             produced = bar.add_task("produced", total=signals, note="")
+            # One bar per worker: a slow side is visibly behind, not "missing" (the join waits for it).
+            workers = {name: bar.add_task(name, total=signals, note="") for name in ("legacy", "candidate")}
             matched = bar.add_task("matched", total=signals, note="")
 
             def show(progress: object) -> None:
@@ -72,6 +74,9 @@ def demo_command(redis_url: str | None, signals: int, rate: float | None, seed: 
                 assert isinstance(progress, DemoProgress)
                 ari = "—" if progress.ari is None else f"{progress.ari:.4f}"
                 bar.update(produced, completed=progress.produced)
+                for name, task in workers.items():
+                    done = progress.processed.get(name, 0)
+                    bar.update(task, completed=done, note=f"{progress.produced - done:,} behind")
                 bar.update(matched, completed=progress.matched, note=f"ARI {ari}  missing {progress.missing}")
 
             report = run_demo(plan, on_progress=show)
