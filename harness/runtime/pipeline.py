@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from harness.clustering import Assignment, ClusteringAlgorithm
 from harness.contracts import (
+    PEEK_MAX_PAYLOAD_BYTES,
     ContractError,
     SignalReceived,
     decode_signal,
@@ -51,7 +52,8 @@ def decode_step(deliveries: Sequence[Delivery], max_deliveries: int,
                 max_samples: int) -> tuple[list[Decoded], list[Rejection]]:
     decoded: list[Decoded] = []
     rejected: list[Rejection] = []
-    peek_limit = max_payload_bytes(max_samples)
+    # A rejected message's id is still worth reading up to the larger of the two limits.
+    peek_limit = max(PEEK_MAX_PAYLOAD_BYTES, max_payload_bytes(max_samples))
     for delivery in deliveries:
         if delivery.delivery_count > max_deliveries:
             rejected.append(Rejection(delivery, peek_signal_id(delivery.payload, peek_limit), "max_deliveries",
