@@ -10,6 +10,7 @@ import click
 from harness.cli import options
 from harness.comparator.service import (
     DEFAULT_GROUP,
+    DEFAULT_MAX_SKEW,
     DEFAULT_STALL_AFTER_S,
     ComparatorService,
     ComparatorSettings,
@@ -49,6 +50,9 @@ replica_worker = options.option(
                 "is reported stalled (the gate is then inconclusive).")
 @options.option("--max-pending", envvar="HARNESS_MAX_PENDING", default=200_000, type=click.IntRange(1),
                 help="Bound on signals waiting for their partner; the oldest are evicted (and counted).")
+@options.option("--max-skew", envvar="HARNESS_MAX_SKEW", default=DEFAULT_MAX_SKEW, type=click.IntRange(1),
+                help="Pending joins past which only the sides that are behind are read: the faster side's "
+                     "results wait in Redis, so memory stays flat however far ahead it runs.")
 @options.option("--window", envvar="HARNESS_WINDOW", default=1_000, type=click.IntRange(1),
                 help="Pairs in the sliding recent-agreement window.")
 @options.option("--group", envvar="HARNESS_COMPARATOR_GROUP", default=DEFAULT_GROUP,
@@ -65,8 +69,9 @@ replica_worker = options.option(
 @options.log_format
 def comparator_command(
     redis: options.RedisTarget, legacy_name: str, candidate_name: str, replica_name: str | None, input_stream: str,
-    timeout_s: float, stall_after_s: float, max_pending: int, window: int, group: str, checkpoint_s: float,
-    tap_legacy_stream: str | None, tap_mapping: str, exit_when_idle: float | None, log_level: str, log_format: str,
+    timeout_s: float, stall_after_s: float, max_pending: int, max_skew: int, window: int, group: str,
+    checkpoint_s: float, tap_legacy_stream: str | None, tap_mapping: str, exit_when_idle: float | None,
+    log_level: str, log_format: str,
 ) -> None:
     """Join legacy's and the candidate's results by signal id and keep the comparison in Redis."""
     configure_logging(log_level, json_lines=log_format == "json")
@@ -76,7 +81,7 @@ def comparator_command(
     settings = ComparatorSettings(
         feeds=feeds, group=group, timeout_ms=timeout_s * 1000.0, max_pending=max_pending, window=window,
         checkpoint_s=checkpoint_s, exit_when_idle_s=exit_when_idle, input_stream=input_stream,
-        stall_after_s=stall_after_s,
+        stall_after_s=stall_after_s, max_skew=max_skew,
     )
     service = ComparatorService(redis.client(), settings)
     import signal

@@ -39,6 +39,7 @@ DEFAULT_GROUP = "comparator"
 DEFAULT_CHECKPOINT_S = 1.0
 DEFAULT_READ_COUNT = 2_000
 MAX_BACKOFF_S = 5.0  # the longest wait between two attempts while the store is away
+DEFAULT_MAX_SKEW = 10_000  # pending joins past which only the sides behind are read (memory flat in a burst)
 DEFAULT_STALL_AFTER_S = 30.0  # a side whose results have not moved this long, with input left, is stalled
 
 
@@ -66,6 +67,7 @@ class ComparatorSettings:
     state_key: str = STATE_KEY
     input_stream: str = keys.DEFAULT_INPUT_STREAM
     stall_after_s: float = DEFAULT_STALL_AFTER_S
+    max_skew: int = DEFAULT_MAX_SKEW
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -236,9 +238,10 @@ class ComparatorService:
         return got
 
     def _streams_to_read(self) -> list[str]:
-        """Every feed, unless the join buffer is half full: then only the sides that are behind, so
-        the faster side's results wait in Redis, not in memory, until the slower one catches up."""
-        if self.state.join_mode != "progress" or self.state.pending_count() < self._settings.max_pending // 2:
+        """Every feed, unless `max_skew` joins are pending: then only the sides that are behind, so the
+        faster side's results wait in Redis, not in memory, until the slower one catches up."""
+        bound = min(self._settings.max_skew, self._settings.max_pending // 2)
+        if self.state.join_mode != "progress" or self.state.pending_count() < bound:
             return list(self._cursors)
         behind = set(self.state.slowest_sides())
         return [feed.stream for feed in self._settings.feeds if feed.side in behind] or list(self._cursors)
