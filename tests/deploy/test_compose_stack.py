@@ -1,5 +1,6 @@
-"""The compose stack end to end on a real Docker engine: Redis, legacy, candidate and comparator
-from one image; the producer sends signals and the comparator must have joined every one."""
+"""The compose stack end to end on a real Docker engine: Redis (TLS only, one ACL user per service),
+legacy, candidate and comparator from one image; the producer sends signals and the comparator must
+have joined every one."""
 
 from __future__ import annotations
 
@@ -9,34 +10,47 @@ import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+import redis
 
+from harness.transport import keys
+from harness.transport.connection import redis_client
 from tests.deploy.conftest import REPO, free_port, other_legacy_containers, run, tool, tool_env, wait_until
 
 SIGNALS = 1000  # the default gate policy's min_pairs, so a gated (unforced) cutover could be judged
+# Each service's Redis user, and the variable its password comes from (deploy/prod.env).
+USERS = {"producer": "HARNESS_PRODUCER_PASSWORD", "legacy": "HARNESS_LEGACY_PASSWORD",
+         "candidate": "HARNESS_CANDIDATE_PASSWORD", "comparator": "HARNESS_COMPARATOR_PASSWORD",
+         "operator": "HARNESS_OPERATOR_PASSWORD"}
+ACL_USERS = "legacy=harness-legacy,candidate=harness-candidate"
 
 
 @dataclass(frozen=True)
 class ComposeStack:
     project: str
     redis_port: int
-    password: str
+    passwords: dict[str, str]
     env: dict[str, str]
     compose: tuple[str, ...]
+    ca_file: Path  # the stack's CA certificate, copied out of its volume once Redis made it
 
-    @property
-    def host_redis_url(self) -> str:
-        return f"redis://:{self.password}@127.0.0.1:{self.redis_port}/0"
+    def host_redis_url(self, service: str = "operator", ca_file: Path | None = None) -> str:
+        """The service's rediss:// URL through the port published on 127.0.0.1, verifying the stack's CA."""
+        ca = self.ca_file if ca_file is None else ca_file
+        return (f"rediss://harness-{service}:{self.passwords[service]}@127.0.0.1:{self.redis_port}/0"
+                f"?ssl_ca_certs={ca}&ssl_cert_reqs=required")
 
     def __call__(self, *args: str, timeout: float = 300, check: bool = True) -> Any:
         return run([*self.compose, *args], timeout=timeout, check=check, cwd=REPO, env=self.env)
 
     def harness_on_host(self, *args: str, timeout: float = 300) -> Any:
-        """`harness ARGS` from this checkout, against the stack's Redis published on 127.0.0.1."""
+        """`harness ARGS` from this checkout as the operator, against the stack's Redis on 127.0.0.1."""
         return run([sys.executable, "-m", "harness", *args], timeout=timeout, check=False, cwd=REPO,
-                   env=tool_env(HARNESS_REDIS_URL=self.host_redis_url))
+                   env=tool_env(HARNESS_REDIS_URL=self.host_redis_url(), HARNESS_ACL_USERS=ACL_USERS))
 
     def report(self) -> dict[str, Any]:
         out = self("exec", "-T", "comparator", "harness", "report", "--format", "json", timeout=60)
@@ -56,23 +70,26 @@ def all_healthy(docker_client: Any, project: str, services: int) -> bool:
 
 
 @pytest.fixture(scope="module")
-def compose_stack(docker_client: Any, harness_image: str) -> Iterator[ComposeStack]:
-    """The production compose file with deploy/prod.env, under its own project name, port and volume."""
+def compose_stack(docker_client: Any, harness_image: str, tmp_path_factory: pytest.TempPathFactory,
+                  ) -> Iterator[ComposeStack]:
+    """The production compose file with deploy/prod.env, under its own project name, port and volumes."""
     compose = tool("docker-compose")
     if compose is None:
         pytest.skip("docker-compose is not installed (docker/ci-setup.sh installs it)")
     project = f"hxe2e{uuid.uuid4().hex[:8]}"
     stack = ComposeStack(
-        project=project, redis_port=free_port(), password=secrets.token_hex(16),
+        project=project, redis_port=free_port(), passwords={user: secrets.token_hex(16) for user in USERS},
         compose=(compose, "--env-file", "deploy/prod.env", "-f", "docker-compose.yml"),
         env=tool_env(COMPOSE_PROJECT_NAME=project, HARNESS_IMAGE=harness_image, HARNESS_CANDIDATE_IMAGE=harness_image,
                      HARNESS_STACK=project),
+        ca_file=tmp_path_factory.mktemp("tls") / "ca.crt",
     )
     stack.env["HARNESS_REDIS_PORT"] = str(stack.redis_port)
-    stack.env["HARNESS_REDIS_PASSWORD"] = stack.password
+    stack.env.update({variable: stack.passwords[user] for user, variable in USERS.items()})
     try:
         stack("up", "-d")
         wait_until(lambda: all_healthy(docker_client, project, 4), 120, "redis, legacy, candidate, comparator healthy")
+        stack.ca_file.write_text(stack("exec", "-T", "redis", "cat", "/etc/harness-ca/ca.crt", timeout=60).stdout)
         yield stack
     finally:
         stack("down", "--volumes", "--remove-orphans", "--timeout", "20", timeout=180, check=False)
@@ -98,10 +115,49 @@ def test_comparator_joins_every_signal_the_producer_sent(compose_stack: ComposeS
     assert counts["missing_candidate"] == 0
     assert report["agreement"]["ari"] >= 0.99
 
-    # The same report through the Redis port published on 127.0.0.1, as an operator on the host reads it.
+    # The same report through the Redis port published on 127.0.0.1 (TLS, the stack's CA), as an
+    # operator on the host reads it.
     on_host = compose_stack.harness_on_host("report", "--format", "json")
     assert on_host.returncode == 0, on_host.stderr
     assert json.loads(on_host.stdout)["counts"]["matched"] == SIGNALS
+
+
+def test_redis_serves_only_tls_with_the_stacks_ca(compose_stack: ComposeStack, tmp_path: Path) -> None:
+    plain = redis.Redis(host="127.0.0.1", port=compose_stack.redis_port, username="harness-operator",
+                        password=compose_stack.passwords["operator"], socket_timeout=5, socket_connect_timeout=5)
+    with pytest.raises(redis.ConnectionError):
+        plain.ping()
+    other_ca = tmp_path / "other-ca.crt"
+    run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=not the stack's CA",
+         "-keyout", str(tmp_path / "other-ca.key"), "-out", str(other_ca)], timeout=60)
+    with redis_client(compose_stack.host_redis_url(ca_file=other_ca)) as client, pytest.raises(redis.ConnectionError):
+        client.ping()
+    with redis_client(compose_stack.host_redis_url()) as client:
+        assert client.ping()
+
+
+def test_each_service_is_its_own_redis_user_and_the_default_user_is_off(compose_stack: ComposeStack,
+                                                                       docker_client: Any) -> None:
+    for service in ("legacy", "candidate", "comparator", "redis"):
+        container_env = compose_stack.container(docker_client, service).attrs["Config"]["Env"]
+        url = urlsplit(dict(item.split("=", 1) for item in container_env)["HARNESS_REDIS_URL"])
+        user = "operator" if service == "redis" else service  # the redis container's health check
+        assert (url.scheme, url.username) == ("rediss", f"harness-{user}")
+        assert "ssl_cert_reqs=required" in url.query
+    anonymous = compose_stack.host_redis_url().replace(f"harness-operator:{compose_stack.passwords['operator']}@", "")
+    with redis_client(anonymous) as client, pytest.raises(redis.AuthenticationError):
+        client.ping()
+    with redis_client(compose_stack.host_redis_url("candidate")) as candidate:
+        assert candidate.hget(keys.ROLES_KEY, "primary") in (b"legacy", b"candidate")  # it may read the roles
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            candidate.hset(keys.ROLES_KEY, "primary", "candidate")
+
+
+def production_grant(stack: ComposeStack, worker: str) -> bool:
+    """Whether the worker's Redis user may write production (ACL GETUSER, as the operator)."""
+    with redis_client(stack.host_redis_url()) as operator:
+        described = operator.execute_command("ACL", "GETUSER", f"harness-{worker}")
+    return keys.PRODUCTION_STREAM in repr(described)
 
 
 # --- Cutover step -------------------------------------------------------------------------------
@@ -121,6 +177,7 @@ def cutover_to_candidate(stack: ComposeStack, docker_client: Any) -> None:
     assert stack.container(docker_client, "candidate").status == "running"
     status = stack.harness_on_host("status", "--json")
     assert json.loads(status.stdout)["roles"]["primary"] == "candidate"
+    assert production_grant(stack, "candidate") and not production_grant(stack, "legacy")
 
 
 def rollback_to_legacy(stack: ComposeStack, docker_client: Any) -> None:
@@ -129,6 +186,7 @@ def rollback_to_legacy(stack: ComposeStack, docker_client: Any) -> None:
     assert stack.container(docker_client, "legacy").status == "running"
     status = stack.harness_on_host("status", "--json")
     assert json.loads(status.stdout)["roles"]["primary"] == "legacy"
+    assert production_grant(stack, "legacy") and not production_grant(stack, "candidate")
 
 
 @pytest.mark.docker
@@ -143,13 +201,16 @@ def test_compose_files_are_valid_for_prod_and_preprod() -> None:
     compose = tool("docker-compose")
     if compose is None:
         pytest.skip("docker-compose is not installed (docker/ci-setup.sh installs it)")
-    env = tool_env(HARNESS_REDIS_PASSWORD="not-a-secret")
+    env = tool_env(**{variable: "not-a-secret" for variable in USERS.values()},
+                   HARNESS_LEGACY_REPLICA_PASSWORD="not-a-secret")
     env.pop("COMPOSE_PROJECT_NAME", None)
     prod = run([compose, "--env-file", "deploy/prod.env", "config"], timeout=60, cwd=REPO, env=env)
     assert "harness.worker: legacy" in prod.stdout and "harness.worker: candidate" in prod.stdout
+    assert "rediss://harness-candidate:not-a-secret@redis:6379/0?ssl_ca_certs=" in prod.stdout
     preprod = run([compose, "--env-file", "deploy/preprod.env", "-f", "docker-compose.yml",
                    "-f", "docker-compose.preprod.yml", "config"], timeout=60, cwd=REPO, env=env)
     assert "legacy-replica" in preprod.stdout and "127.0.0.1:6380" in preprod.stdout.replace('"', "")
+    assert "rediss://harness-legacy-replica:" in preprod.stdout
     missing = run([compose, "--env-file", "deploy/prod.env", "config"], timeout=60, check=False, cwd=REPO,
-                  env={k: v for k, v in env.items() if k != "HARNESS_REDIS_PASSWORD"})
-    assert missing.returncode != 0 and "HARNESS_REDIS_PASSWORD" in missing.stderr
+                  env={k: v for k, v in env.items() if k != "HARNESS_CANDIDATE_PASSWORD"})
+    assert missing.returncode != 0 and "HARNESS_CANDIDATE_PASSWORD" in missing.stderr
