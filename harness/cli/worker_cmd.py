@@ -58,6 +58,9 @@ from harness.transport.streams import DEFAULT_DEDUPE_TTL_S, StreamTransport, wai
               default=DEFAULT_LEASE_TTL_S, type=click.FloatRange(1.0),
               help="Seconds a dead worker's lease outlives it; a live worker renews it every third. "
                    "A second copy of a live worker refuses to start.")
+@click.option("--reset-state", envvar="HARNESS_RESET_STATE", show_envvar=True, is_flag=True, default=False,
+              help="Delete this worker's stored model state and start fresh. Needed when the stored state "
+                   "belongs to another model version (other hyperparameters): it is never mixed.")
 @click.option("--init-primary", envvar="HARNESS_INIT_PRIMARY", show_envvar=True, is_flag=True, default=False,
               help="On a first deployment (no roles yet), make this worker primary: it feeds production.")
 @options.log_level
@@ -65,8 +68,8 @@ from harness.transport.streams import DEFAULT_DEDUPE_TTL_S, StreamTransport, wai
 def worker_command(
     spec: str, name: str | None, redis: options.RedisTarget, input_stream: str, transport_kind: str, channel: str,
     batch_size: int, block_ms: int, max_deliveries: int, max_samples: int, start_from: str,
-    exit_when_idle: float | None, dedupe_ttl: int, lease_ttl: float, init_primary: bool, log_level: str,
-    log_format: str,
+    exit_when_idle: float | None, dedupe_ttl: int, lease_ttl: float, reset_state: bool, init_primary: bool,
+    log_level: str, log_format: str,
 ) -> None:
     """Run one worker. SPEC is legacy, candidate or MODULE:FACTORY.
 
@@ -91,7 +94,7 @@ def worker_command(
     init_sentry(worker_name, algorithm.model_version)
     settings = RuntimeSettings(
         worker_name=worker_name, batch_size=batch_size, block_ms=block_ms, max_deliveries=max_deliveries,
-        max_samples=max_samples, exit_when_idle_s=exit_when_idle, lease_ttl_s=lease_ttl,
+        max_samples=max_samples, exit_when_idle_s=exit_when_idle, lease_ttl_s=lease_ttl, reset_state=reset_state,
     )
     if init_primary and transport.claim_primary_if_unset():
         logging.getLogger("harness.worker").info("no roles yet: this worker is primary", extra={"epoch": 1})

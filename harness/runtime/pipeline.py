@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from harness.clustering import Assignment, ClusteringAlgorithm
+from harness.clustering import Assignment, ClusteringAlgorithm, is_replay_safe
 from harness.contracts import (
     PEEK_MAX_PAYLOAD_BYTES,
     ContractError,
@@ -83,8 +83,12 @@ def dedupe_step(decoded: Sequence[Decoded], sightings: Sightings) -> tuple[list[
 
 
 def assign_step(algorithm: ClusteringAlgorithm, signals: Sequence[SignalReceived], classify: Classifier,
-                worker: str) -> list[Assignment]:
-    """One Assignment per signal; an infrastructure error inside the algorithm is raised, not published."""
+                worker: str, rollback: Callable[[], None] | None = None) -> list[Assignment]:
+    """One Assignment per signal; `assign_batch` is called once (see harness.clustering's contract).
+
+    An infrastructure error inside the algorithm is raised, not published. A model error costs a
+    replay-safe algorithm only its failing signal (retried one at a time); any other algorithm
+    gets an error result per signal of the batch, its state rolled back when it keeps snapshots."""
     if not signals:
         return []
     try:
@@ -93,9 +97,16 @@ def assign_step(algorithm: ClusteringAlgorithm, signals: Sequence[SignalReceived
             raise RuntimeError(f"algorithm returned {len(assignments)} assignments for {len(signals)} signals")
         return assignments
     except Exception as exc:
+        if rollback is not None:
+            rollback()  # whatever the batch taught it before failing is forgotten
         _raise_if_infrastructure(exc, classify)
-        # Isolate the failing signal(s): the rest of the batch is still clustered.
-        return [_assign_one(algorithm, signal, classify, worker) for signal in signals]
+        if is_replay_safe(algorithm):
+            return [_assign_one(algorithm, signal, classify, worker) for signal in signals]
+        log.exception("algorithm failed on a batch; it is not replay-safe, so every signal of the batch "
+                      "gets an error result", extra={"worker": worker, "signals": len(signals)})
+        capture(exc, signals[0].signal_id, worker=worker)
+        failed = Assignment.error(type(exc).__name__, f"the batch failed: {exc}"[:300])
+        return [failed] * len(signals)
 
 
 def _assign_one(algorithm: ClusteringAlgorithm, signal: SignalReceived, classify: Classifier,
@@ -140,13 +151,15 @@ def encode_step(deliveries: Sequence[Delivery], clustered: Sequence[Decoded], as
 
 def plan_batch(deliveries: Sequence[Delivery], algorithm: ClusteringAlgorithm, builder: ResultBuilder, *,
                sightings: Sightings, classify: Classifier, now_ms: Callable[[], float], max_deliveries: int,
-               max_samples: int, dead_letter_payload_bytes: int) -> BatchPlan:
+               max_samples: int, dead_letter_payload_bytes: int, rollback: Callable[[], None] | None = None,
+               snapshot: Callable[[], bytes] | None = None) -> BatchPlan:
     decoded, rejected = decode_step(deliveries, max_deliveries, max_samples)
     fresh, duplicates = dedupe_step(decoded, sightings)
     rejected += duplicates
     started = time.perf_counter()
-    assignments = assign_step(algorithm, [item.signal for item in fresh], classify, builder.worker)
+    assignments = assign_step(algorithm, [item.signal for item in fresh], classify, builder.worker, rollback)
     per_signal_ms = (time.perf_counter() - started) * 1000.0 / max(len(fresh), 1)
     results, outcomes = encode_step(deliveries, fresh, assignments, rejected, builder, now_ms(), per_signal_ms)
     letters = [rejection.dead_letter(dead_letter_payload_bytes) for rejection in rejected]
-    return BatchPlan(CommitBatch(deliveries, results, letters), fresh, rejected, outcomes)
+    state = snapshot() if snapshot is not None else None
+    return BatchPlan(CommitBatch(deliveries, results, letters, state), fresh, rejected, outcomes)

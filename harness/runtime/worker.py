@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from tenacity import RetryCallState, Retrying, retry_if_exception, wait_random_exponential
 
-from harness.clustering import ClusteringAlgorithm
+from harness.clustering import ClusteringAlgorithm, snapshots_of
 from harness.contracts import DEFAULT_MAX_SAMPLES
 from harness.runtime.pipeline import BatchPlan, plan_batch
 from harness.runtime.results import DEFAULT_DEAD_LETTER_PAYLOAD_BYTES, ResultBuilder
@@ -48,6 +48,7 @@ class RuntimeSettings:
     exit_when_idle_s: float | None = None  # for drains and benchmarks: stop once input dries up
     lease_ttl_s: float | None = DEFAULT_LEASE_TTL_S  # None: no lease (backtests, where nothing else runs)
     dead_letter_payload_bytes: int = DEFAULT_DEAD_LETTER_PAYLOAD_BYTES
+    reset_state: bool = False  # start fresh even if the stored state belongs to another model version
 
 
 class WorkerRuntime:
@@ -61,6 +62,9 @@ class WorkerRuntime:
         self._clock_synced_at = -CLOCK_RESYNC_S
         self._last_beat = -HEARTBEAT_EVERY_S
         self._lease_lost = False
+        self._snapshots = snapshots_of(algorithm)
+        self._last_snapshot: bytes | None = None  # the state as of the last commit, to roll back to
+        self._prepared = False
         self.stats = RuntimeStats()
 
     @property
@@ -81,6 +85,8 @@ class WorkerRuntime:
         keeper = self._start_lease()
         log.info("worker started", extra={"worker": name, "model_version": self._algorithm.model_version})
         try:
+            if not self._stopping.is_set():
+                self.prepare()
             self._wait_while_drained()
             self._loop()
         except TransportFenced as exc:
@@ -113,8 +119,23 @@ class WorkerRuntime:
             if limit is not None and time.monotonic() - idle_since >= limit:
                 return
 
+    def prepare(self) -> None:
+        """Tie the stored state to this model version and resume the algorithm from its snapshot."""
+        version = self._algorithm.model_version
+        snapshot = self._with_backoff(
+            lambda: self._transport.bind_model_version(version, self._settings.reset_state), "state")
+        if self._snapshots is not None:
+            if snapshot is not None:
+                self._snapshots.restore(snapshot)
+                log.info("model state restored from its snapshot", extra={
+                    "worker": self._settings.worker_name, "model_version": version, "bytes": len(snapshot)})
+            self._last_snapshot = self._snapshots.snapshot()
+        self._prepared = True
+
     def step(self) -> int:
         """Read and process one batch without waiting; the number of entries processed (backtests)."""
+        if not self._prepared:
+            self.prepare()
         deliveries = self._with_backoff(lambda: self._read(0), "read")
         if deliveries:
             self.process(deliveries)
@@ -131,6 +152,8 @@ class WorkerRuntime:
         if outcome is None:
             return
         self.stats.record(plan, outcome)
+        if plan.commit.model_state is not None:
+            self._last_snapshot = plan.commit.model_state
         for rejection in plan.rejections:
             log.warning("message rejected", extra={
                 "worker": self._settings.worker_name, "signal_id": rejection.joinable_id,
@@ -147,7 +170,13 @@ class WorkerRuntime:
             deliveries, self._algorithm, self._builder, sightings=self._transport.first_sightings,
             classify=self._transport.classify, now_ms=self._now_ms, max_deliveries=self._settings.max_deliveries,
             max_samples=self._settings.max_samples, dead_letter_payload_bytes=self._settings.dead_letter_payload_bytes,
+            rollback=self._rollback if self._snapshots is not None else None,
+            snapshot=self._snapshots.snapshot if self._snapshots is not None else None,
         )
+
+    def _rollback(self) -> None:
+        if self._snapshots is not None and self._last_snapshot is not None:
+            self._snapshots.restore(self._last_snapshot)
 
     def _commit(self, plan: BatchPlan) -> CommitOutcome:
         try:

@@ -43,6 +43,7 @@ class CommitBatch:
     acked: Sequence[Delivery]
     results: Sequence[tuple[str, bytes]]  # (input entry id, encoded SignalClustered), in input order
     dead_letters: Sequence[DeadLetter] = field(default_factory=tuple)
+    model_state: bytes | None = None  # the algorithm's snapshot after this batch, stored with the acks
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,13 @@ class Transport(ABC):
 
     @abstractmethod
     def release_lease(self) -> None: ...
+
+    @abstractmethod
+    def bind_model_version(self, model_version: str, reset: bool) -> bytes | None:
+        """Tie the worker's stored state to `model_version`; the snapshot to resume from, if any.
+
+        Raises StateVersionMismatch when the stored state belongs to another version, unless
+        `reset`, which deletes the worker's stored state (snapshot and the algorithm's own keys)."""
 
     def classify(self, exc: BaseException) -> TransportError | None:
         """The harness error an exception raised inside the algorithm stands for, if it is an

@@ -14,7 +14,7 @@ import redis
 
 from harness.transport import keys
 from harness.transport.base import Heartbeat
-from harness.transport.errors import LeaseHeld
+from harness.transport.errors import LeaseHeld, StateVersionMismatch
 from harness.transport.redis_errors import translated
 from harness.transport.replies import text
 
@@ -141,3 +141,24 @@ class RedisControl:
             with translated():
                 self._renew(keys=[keys.lease_key(self._worker)], args=[self._lease_value, 0])
             self._lease_value = ""
+
+    def bind_model_version(self, model_version: str, reset: bool) -> bytes | None:
+        key = keys.model_state_key(self._worker)
+        with translated():
+            stored_version, snapshot = self._client.hmget(key, "model_version", "snapshot")
+            if stored_version is not None and text(stored_version) != model_version and not reset:
+                raise StateVersionMismatch(
+                    f"worker {self._worker!r} has state from model version {text(stored_version)!r}, not "
+                    f"{model_version!r}: start it with the old settings, or with --reset-state to start fresh")
+            if reset:
+                self._delete_state()
+                snapshot = None
+            self._client.hset(key, "model_version", model_version)
+        return bytes(snapshot) if snapshot is not None else None
+
+    def _delete_state(self) -> None:
+        doomed = [keys.model_state_key(self._worker)]
+        doomed += list(self._client.scan_iter(match=keys.state_pattern(self._worker),
+                                              count=1000))
+        for start in range(0, len(doomed), 500):
+            self._client.delete(*doomed[start:start + 500])

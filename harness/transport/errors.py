@@ -31,3 +31,7 @@ class TransportFenced(TransportError):
 
 class LeaseHeld(HarnessError):
     """A second copy of a worker tried to start while the first one holds the lease."""
+
+
+class StateVersionMismatch(HarnessError):
+    """The worker's stored model state belongs to another model version (other hyperparameters)."""

@@ -11,10 +11,11 @@ writes nothing twice (its first ack is no longer pending).
 from __future__ import annotations
 
 COMMIT_SCRIPT = """
--- KEYS: 1 results, 2 dead letters, 3 lease, 4 dropped dead letters counter
+-- KEYS: 1 results, 2 dead letters, 3 lease, 4 dropped dead letters counter, 5 model state
 -- ARGV: 1 worker, 2 group, 3 n results, 4 n dead letters, 5 results maxlen (0 = unbounded),
 --       6 our lease value ('' = no lease check), 7 dead letters maxlen (0 = unbounded),
 --       8 input stream, 9 roles, 10 production stream, 11 production channel,
+--       12 '1' when a model snapshot follows ('0' otherwise), 13 the snapshot (or ''),
 --       then n x (entry id, payload), n x (entry, reason, detail, signal id, payload, size, sha256),
 --       then ack ids
 -- The input, roles and production are names in ARGV, not KEYS: Redis 7 checks every declared key
@@ -40,7 +41,7 @@ end
 local role = redis.call('HMGET', roles, 'primary', 'epoch', 'watermark')
 local is_primary = role[1] == worker
 local epoch = role[2] or '0'
-local first_ack = 12 + 2 * n_results + 7 * n_dead
+local first_ack = 14 + 2 * n_results + 7 * n_dead
 if first_ack <= #ARGV then
   local pending = redis.call('XPENDING', input, group, ARGV[first_ack], ARGV[first_ack], 1)
   if #pending == 0 then return {is_primary and 1 or 0, tonumber(epoch), 0, 1} end
@@ -48,7 +49,7 @@ end
 local published_until = role[3] or '0-0'  -- entries at or below it already have a production result
 local watermark = published_until
 local published = 0
-local at = 12
+local at = 14
 for i = 1, n_results do
   local entry, payload = ARGV[at], ARGV[at + 1]
   at = at + 2
@@ -81,6 +82,10 @@ if published > 0 then
 end
 if at <= #ARGV then
   redis.call('XACK', input, group, unpack(ARGV, at, #ARGV))
+  if ARGV[12] == '1' then
+    -- The learned state goes with the acks: a restart resumes exactly after the last committed entry.
+    redis.call('HSET', KEYS[5], 'snapshot', ARGV[13], 'entry', ARGV[#ARGV])
+  end
 end
 return {is_primary and 1 or 0, tonumber(epoch), published, 0}
 """

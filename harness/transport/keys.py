@@ -23,6 +23,7 @@ PRODUCER_RUNS_KEY = "harness:stats:produced:runs"  # hash run id -> signals of t
 CUTOVER_KEY = "harness:cutover"  # hash: progress of the running or last cutover, for idempotent re-runs
 COMPARATOR_STATE_KEY = "harness:comparator:state"  # the msgpack checkpoint of ComparatorState
 COMPARATOR_SUMMARY_KEY = "harness:comparator:summary"  # a small hash for progress displays and `status`
+RETIRED_KEY = "harness:retired"  # hash worker -> retired_at_ms: its group and state are gone, no rollback to it
 
 
 def results_stream(worker: str) -> str:
@@ -47,6 +48,17 @@ def state_prefix(worker: str) -> str:
     return f"harness:state:{worker}:"
 
 
+def state_pattern(worker: str) -> str:
+    """SCAN MATCH pattern of every key of the worker's model state (its algorithm's own keys)."""
+    return _glob_escape(state_prefix(worker)) + "*"
+
+
+def model_state_key(worker: str) -> str:
+    """Hash: model_version (what the stored state belongs to), snapshot (an algorithm's own bytes),
+    entry (the last input entry the snapshot has learned); written with the acks, atomically."""
+    return f"harness:model:{worker}"
+
+
 def device_state_key(worker: str, device_id: str) -> str:
     """The per-device hash in which the legacy and candidate workers keep their clusters."""
     return f"{state_prefix(worker)}device:{device_id}"
@@ -59,6 +71,11 @@ def control_key(worker: str) -> str:
 
 def heartbeat_key(worker: str) -> str:
     return f"harness:workers:{worker}"
+
+
+def launch_key(worker: str) -> str:
+    """Hash: how a cutover found the worker's process (argv, cwd, non-secret env) and where a restart logs."""
+    return f"harness:launch:{worker}"
 
 
 def tap_stream(worker: str) -> str:
@@ -92,7 +109,7 @@ def check_worker_name(worker: str) -> str:
 
 
 def worker_state_keys(worker: str) -> WorkerKeys:
-    """What a retired worker leaves behind: control flag, heartbeat, model state, dedupe keys.
+    """What a retired worker leaves behind: control flag, heartbeat, launch spec, model state, dedupe keys.
 
     Not listed: its results and dead-letter streams (and the dropped count), the record that the
     report and the export read; its lease token, which must only grow should the name come back;
@@ -100,7 +117,7 @@ def worker_state_keys(worker: str) -> WorkerKeys:
     """
     check_worker_name(worker)
     return WorkerKeys(
-        exact=(control_key(worker), heartbeat_key(worker)),
+        exact=(control_key(worker), heartbeat_key(worker), model_state_key(worker), launch_key(worker)),
         patterns=(_glob_escape(state_prefix(worker)) + "*", _glob_escape(seen_prefix(worker)) + "*"),
     )
 
@@ -143,6 +160,6 @@ def worker_owned_patterns(worker: str) -> tuple[str, ...]:
     """ACL patterns of every key a worker writes: results, dead letters, dedupe, model state, heartbeat, lease."""
     check_worker_name(worker)
     exact = (results_stream(worker), dead_letter_stream(worker), dead_letters_dropped_key(worker),
-             heartbeat_key(worker), lease_key(worker), lease_token_key(worker))
+             heartbeat_key(worker), lease_key(worker), lease_token_key(worker), model_state_key(worker))
     prefixes = (seen_prefix(worker), state_prefix(worker))
     return tuple(_glob_escape(key) for key in exact) + tuple(_glob_escape(prefix) + "*" for prefix in prefixes)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from harness.transport.base import CommitBatch, CommitOutcome, DeadLetter, Delivery, Heartbeat, Transport
 from harness.transport.control import holder_identity
-from harness.transport.errors import LeaseHeld, TransportError, TransportFenced
+from harness.transport.errors import LeaseHeld, StateVersionMismatch, TransportError, TransportFenced
 from harness.transport.replies import parse_entry_id
 
 
@@ -54,6 +54,7 @@ class InMemoryBroker:
         self.heartbeats: dict[str, Heartbeat] = {}
         self.drain: set[str] = set()
         self.leases: dict[str, _Lease] = {}
+        self.model_states: dict[str, tuple[str, bytes | None]] = {}  # worker -> (model version, snapshot)
         self._tokens = itertools.count(1)
         self._sequence = itertools.count(1)
         self._faults: list[tuple[str, TransportError]] = []
@@ -141,6 +142,9 @@ class InMemoryTransport(Transport):
             published = self._write(batch, is_primary, epoch)
             for delivery in batch.acked:
                 group.pending.pop(delivery.entry_id, None)
+            if batch.model_state is not None and batch.acked:
+                version, _ = broker.model_states.get(self._worker, ("", None))
+                broker.model_states[self._worker] = (version, batch.model_state)
             return CommitOutcome(is_primary, epoch, published)
 
     def _write(self, batch: CommitBatch, is_primary: bool, epoch: int) -> int:
@@ -227,3 +231,13 @@ class InMemoryTransport(Transport):
             if lease is not None and f"{lease.token} {lease.holder}" == self._lease_value:
                 del self._broker.leases[self._worker]
             self._lease_value = ""
+
+    def bind_model_version(self, model_version: str, reset: bool) -> bytes | None:
+        with self._broker.lock:
+            stored = self._broker.model_states.get(self._worker)
+            if stored is not None and stored[0] != model_version and not reset:
+                raise StateVersionMismatch(f"worker {self._worker!r} has state from model version {stored[0]!r}, "
+                                           f"not {model_version!r}")
+            snapshot = None if reset or stored is None else stored[1]
+            self._broker.model_states[self._worker] = (model_version, snapshot)
+            return snapshot

@@ -142,6 +142,7 @@ class StreamTransport(Transport):
             self._worker, self._group, len(batch.results), len(batch.dead_letters), self._results_maxlen,
             self._control.lease_value, self._dead_letters_maxlen,
             self._stream, keys.ROLES_KEY, keys.PRODUCTION_STREAM, keys.PRODUCTION_CHANNEL,
+            "0" if batch.model_state is None else "1", batch.model_state or b"",
         ]
         for entry_id, payload in batch.results:
             args += [entry_id, payload]
@@ -152,7 +153,7 @@ class StreamTransport(Transport):
         with translated():
             is_primary, epoch, published, already = self._commit(
                 keys=[self._results, self._dead_letters, keys.lease_key(self._worker),
-                      keys.dead_letters_dropped_key(self._worker)],
+                      keys.dead_letters_dropped_key(self._worker), keys.model_state_key(self._worker)],
                 args=args,
             )
         return CommitOutcome(bool(is_primary), int(epoch), int(published), bool(already))
@@ -195,6 +196,9 @@ class StreamTransport(Transport):
 
     def release_lease(self) -> None:
         self._control.release_lease()
+
+    def bind_model_version(self, model_version: str, reset: bool) -> bytes | None:
+        return self._control.bind_model_version(model_version, reset)
 
     def classify(self, exc: BaseException) -> TransportError | None:
         return classify_redis_error(exc)

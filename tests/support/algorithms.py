@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -17,6 +18,7 @@ def by_device(context: WorkerContext) -> Callable[[SignalReceived], str | None]:
 
 class RaisesOnNegative:
     model_version = "raises-on-negative"
+    replay_safe = True  # stateless: a failed batch may be retried one signal at a time
 
     def assign_batch(self, signals: Sequence[SignalReceived]) -> list[Assignment]:
         for signal in signals:
@@ -50,3 +52,36 @@ def exits_on(context: WorkerContext) -> Callable[[SignalReceived], str | None]:
         return f"device:{signal.meta.device_id}"
 
     return assign
+
+
+class OnlineLearner:
+    """An in-memory online learner with the SDK's state hooks: one cluster per (device, level band),
+    numbered in order of appearance; counts how often it learned each signal."""
+
+    def __init__(self, version: str = "online-learner-1") -> None:
+        self.model_version = version
+        self.clusters: dict[str, int] = {}
+        self.learned: dict[str, int] = {}
+
+    def assign_batch(self, signals: Sequence[SignalReceived]) -> list[Assignment]:
+        assignments = []
+        for signal in signals:
+            self.learned[signal.signal_id] = self.learned.get(signal.signal_id, 0) + 1
+            if float(signal.samples.min()) < 0:
+                raise ValueError(f"cannot learn {signal.signal_id}")
+            key = f"{signal.meta.device_id}/{int(float(signal.samples.mean()) // 10)}"
+            is_new = key not in self.clusters
+            if is_new:
+                self.clusters[key] = len(self.clusters) + 1
+            assignments.append(Assignment.clustered(f"k{self.clusters[key]}", is_new))
+        return assignments
+
+    def snapshot(self) -> bytes:
+        return json.dumps(self.clusters).encode()
+
+    def restore(self, state: bytes) -> None:
+        self.clusters = {str(k): int(v) for k, v in json.loads(state).items()}
+
+
+def online_learner(context: WorkerContext) -> OnlineLearner:
+    return OnlineLearner(context.env.get("HARNESS_TEST_LEARNER_VERSION", "online-learner-1"))

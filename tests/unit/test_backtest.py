@@ -57,6 +57,7 @@ def test_a_candidate_that_raises_gets_an_error_per_failing_signal_not_per_batch(
 
 class WrongCount:
     model_version = "wrong-count"
+    replay_safe = True
 
     def assign_batch(self, signals: Sequence[SignalReceived]) -> list[Assignment]:
         return [Assignment.clustered("x")] if len(signals) > 1 else [Assignment.clustered("x")] * len(signals)

@@ -59,9 +59,21 @@ def test_assign_isolates_a_failing_signal_without_failing_the_batch() -> None:
 
 class WrongCount:
     model_version = "wrong-count"
+    replay_safe = True
 
     def assign_batch(self, signals: Sequence[SignalReceived]) -> list[Assignment]:
         return [Assignment.clustered("x")]
+
+
+def test_an_algorithm_that_is_not_replay_safe_is_called_once_and_its_batch_fails_whole() -> None:
+    decoded, _ = decode_step([delivery(f"{i}-0", payload(f"s{i}")) for i in range(3)], 5, 1000)
+    algorithm = Labeller(fail_on={"s1"})
+    algorithm.replay_safe = False  # type: ignore[misc]
+    rolled_back: list[bool] = []
+    assignments = assign_step(algorithm, [d.signal for d in decoded], no_infrastructure, "w",
+                              rollback=lambda: rolled_back.append(True))
+    assert [a.outcome for a in assignments] == ["error"] * 3 and rolled_back == [True]
+    assert assignments[0].error_message is not None and "the batch failed" in assignments[0].error_message
 
 
 def test_assign_retries_one_by_one_when_the_algorithm_returns_the_wrong_count() -> None:

@@ -26,6 +26,7 @@ class Labeller:
     """Labels each signal by device; counts what it was shown; can fail on chosen ids."""
 
     model_version = "labeller-1"
+    replay_safe = True  # it raises before learning anything
 
     def __init__(self, fail_on: set[str] | None = None, fail_with: Exception | None = None) -> None:
         self.seen: list[str] = []

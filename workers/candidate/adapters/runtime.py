@@ -11,6 +11,8 @@ from workers.candidate.use_case import ClusterSignal
 
 
 class CandidateAlgorithm:
+    replay_safe = True  # ClusterSignal rolls its repository back when a batch raises
+
     def __init__(self, use_case: ClusterSignal, publisher: CollectingPublisher, model_version: str) -> None:
         self._use_case = use_case
         self._publisher = publisher
