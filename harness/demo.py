@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import shutil
 import subprocess
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +28,26 @@ class DemoError(RuntimeError, HarnessError):
     pass
 
 
+DEMO_RUNS_KEPT = 5  # the logs of the last few demo runs are kept; older run folders are removed
+_RUN_FOLDER = re.compile(r"\d{8}-\d{6}-\d{6}-")  # <date>-<time>-<µs>-<unique>: only the demo's own are pruned
+
+
+def new_log_dir(root: Path | None = None, keep: int = DEMO_RUNS_KEPT) -> Path:
+    """A folder for this run's logs under $XDG_STATE_HOME/harness/demo (~/.local/state), pruned to `keep` runs."""
+    state_home = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    root = root or Path(state_home) / "harness" / "demo"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        run = Path(tempfile.mkdtemp(prefix=datetime.now().strftime("%Y%m%d-%H%M%S-%f-"), dir=root))
+    except OSError:  # no writable home (a container, say): a temporary folder still shows the logs
+        return Path(tempfile.mkdtemp(prefix="harness-demo-logs-"))
+    runs = sorted(path for path in root.iterdir() if path.is_dir() and _RUN_FOLDER.match(path.name))
+    for old in runs[:-keep]:
+        if old != run:
+            shutil.rmtree(old, ignore_errors=True)
+    return run
+
+
 @dataclass(frozen=True)
 class DemoPlan:
     redis_url: str
@@ -34,7 +58,7 @@ class DemoPlan:
     aa: bool = False
     cutover_policy: Path | None = None  # set: end the run with a gated cutover to the candidate
     join_timeout_s: float = 10.0
-    log_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="harness-demo-logs-")))
+    log_dir: Path = field(default_factory=new_log_dir)
 
 
 @dataclass

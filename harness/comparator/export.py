@@ -3,17 +3,30 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import msgpack
 import pandas as pd
 import redis
 
+from harness.comparator.latency import MIN_US
 from harness.contracts import result_record
 from harness.transport import keys
 
 EXPORT_COLUMNS = ["signal_id", "device_id", "true_kind", "legacy_label", "candidate_label", "legacy_outcome",
                   "candidate_outcome", "legacy_error_type", "candidate_error_type", "legacy_latency_ms",
                   "candidate_latency_ms", "legacy_processing_ms", "candidate_processing_ms"]
+
+
+def end_to_end_ms(record: dict[str, Any]) -> float | None:
+    """Published minus entered, as the comparator measures it; None when either time is absent."""
+    published, entered = record.get("published_ms"), record.get("entered_ms")
+    if not isinstance(published, int | float) or not isinstance(entered, int | float):
+        return None
+    # `entered` is the input entry's time on the Redis clock and `published` the worker host's clock:
+    # two hosts' clocks, so a fast result can come out slightly negative. The comparator's histogram
+    # clamps it up to its 1 µs floor; the export does the same, so both report the same latencies.
+    return max(float(published) - float(entered), MIN_US / 1000.0)
 
 
 def _results_frame(client: redis.Redis, worker: str, chunk: int = 10_000) -> pd.DataFrame:
@@ -26,7 +39,7 @@ def _results_frame(client: redis.Redis, worker: str, chunk: int = 10_000) -> pd.
             rows.append({
                 "signal_id": record.get("id"), "device_id": record.get("device"), "true_kind": record.get("kind"),
                 "label": record.get("label"), "outcome": record.get("outcome"), "error_type": record.get("err_type"),
-                "latency_ms": float(record.get("published_ms", 0.0)) - float(record.get("entered_ms", 0.0)),
+                "latency_ms": end_to_end_ms(record),
                 "processing_ms": record.get("proc_ms"),
             })
         if len(entries) < chunk:

@@ -11,7 +11,7 @@ import gc
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -41,6 +41,7 @@ DEFAULT_READ_COUNT = 2_000
 MAX_BACKOFF_S = 5.0  # the longest wait between two attempts while the store is away
 DEFAULT_MAX_SKEW = 10_000  # pending joins past which only the sides behind are read (memory flat in a burst)
 DEFAULT_STALL_AFTER_S = 30.0  # a side whose results have not moved this long, with input left, is stalled
+PROGRESS_LOG_S = 10.0  # seconds between two progress lines (matched/s, pending, lag per side) at info level
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,7 @@ class ComparatorService:
         self._stopping = False
         self.state = load_state(client, settings)
         self._lag = LagMeter(client, settings, lambda: self.state)
+        self._progress_log = ProgressLog()
 
     def request_stop(self, *_: object) -> None:
         self._stopping = True
@@ -143,7 +145,9 @@ class ComparatorService:
         """Compare until stopped (or idle past the limit). A store error (a Redis restart, a full
         server) never ends the run: it backs off, then resumes from the last checkpoint."""
         if not self._with_backoff(self.rewind):
+            self._log_stop("asked to stop before the store answered")
             return self.state
+        self._log_start()
         # Decoded results are short-lived; collecting the long-lived startup objects again and
         # again costs more than the comparison itself.
         gc.freeze()
@@ -153,15 +157,30 @@ class ComparatorService:
                 with translated():
                     self._loop()
                     self.checkpoint()
+                self._log_stop("asked to stop" if self._stopping else "idle")
                 return self.state
             except TransportError as exc:
                 if self._stopping:
                     log.warning("store error at the last checkpoint; the previous one stands",
                                 extra={"error": str(exc)})
+                    self._log_stop("asked to stop; store error at the last checkpoint")
                     return self.state
                 self._log_store_error(exc)
             if not self._with_backoff(self._resume_from_checkpoint):
+                self._log_stop("asked to stop while the store was away")
                 return self.state
+
+    def _log_start(self) -> None:
+        settings = self._settings
+        log.info("comparator started", extra={
+            "feeds": {feed.side: feed.stream + (" (tap)" if feed.tap else "") for feed in settings.feeds},
+            "join": settings.join, "group": settings.group, "input_stream": settings.input_stream,
+            "checkpoint_s": settings.checkpoint_s, "resumed_pending": self.state.pending_count()})
+
+    def _log_stop(self, reason: str) -> None:
+        counts = self.state.report()["counts"]  # no Redis call: the store may be what stopped it
+        log.info("comparator stopped", extra={"reason": reason, **{key: counts[key] for key in (
+            "matched", "missing_legacy", "missing_candidate", "pending", "duplicates", "late", "rejected")}})
 
     def _loop(self) -> None:
         last_checkpoint = time.monotonic()
@@ -270,13 +289,50 @@ class ComparatorService:
         pipe.hset(self._cursor_key, mapping=self._cursors)
         for stream, cursor in self._cursors.items():
             pipe.hset(keys.reader_cursors_key(stream), self._settings.group, cursor)
-        pipe.hset(SUMMARY_KEY, mapping=self.summary())
+        summary = self.summary()
+        pipe.hset(SUMMARY_KEY, mapping=summary)
         pipe.execute()
+        self._progress_log.checkpointed(summary, self.state.progress(), self._cursors)
 
     def summary(self) -> dict[str, str]:
         report = self.state.report(produced_count(self._client))
         return {"counts": json.dumps(report["counts"]), "ari": json.dumps(report["agreement"]["ari"]),
                 "updated_ms": str(server_time_ms(self._client)), "lag": json.dumps(self._lag.measure())}
+
+
+class ProgressLog:
+    """Logs each checkpoint (debug) and, every `every_s`, the progress (info): matched/s, pending, lag per side."""
+
+    def __init__(self, every_s: float = PROGRESS_LOG_S, clock: Callable[[], float] = time.monotonic) -> None:
+        self._every_s = every_s
+        self._clock = clock
+        self._last: tuple[float, int] | None = None  # (when, matched) at the last progress line
+
+    def checkpointed(self, summary: Mapping[str, str], progress: Mapping[str, Any],
+                     cursors: Mapping[str, str]) -> None:
+        counts = json.loads(summary["counts"])
+        log.debug("checkpoint", extra={"matched": counts["matched"], "pending": counts["pending"],
+                                       "cursors": dict(cursors)})
+        now = self._clock()
+        if self._last is None:
+            self._last = (now, counts["matched"])
+            return
+        since, matched_before = self._last
+        if now - since < self._every_s:
+            return
+        self._last = (now, counts["matched"])
+        rate = (counts["matched"] - matched_before) / (now - since)
+        fields: dict[str, Any] = {
+            "matched": counts["matched"], "matched_per_s": round(rate, 1), "pending": counts["pending"],
+            "missing_legacy": counts["missing_legacy"], "missing_candidate": counts["missing_candidate"]}
+        lag = json.loads(summary.get("lag") or "{}")
+        for side, figures in progress["sides"].items():
+            # flat keys (legacy_lag_s=...), so a text log line reads as well as a JSON one
+            fields[f"{side}_awaiting"] = figures.get("awaiting")
+            for key in ("lag_entries", "lag_s", "stalled"):
+                fields[f"{side}_{key}"] = lag.get(side, {}).get(key)
+        log.info("progress", extra=fields)
+
 
 def _translated_call(action: Callable[[], object]) -> object:
     with translated():

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from harness.errors import HarnessError
+from harness.report.headline import headline as worst_finding_first
 
 SCHEMA = "harness.report/1"
 
@@ -46,9 +47,12 @@ def build_report(
     cutover: Mapping[str, Any] | None = None,
     progress: Mapping[str, Any] | None = None,
     generated_at: str | None = None,
+    headline: str | None = None,
 ) -> dict[str, Any]:
-    report = {
+    """The report, validated; its headline is derived from it unless given."""
+    report: dict[str, Any] = {
         "schema": SCHEMA,
+        "headline": headline or "",
         "generated_at": generated_at or utc_now(),
         "counts": dict(counts),
         "agreement": dict(agreement),
@@ -59,7 +63,10 @@ def build_report(
     }
     if progress is not None:
         report["progress"] = dict(progress)
-    return validate_report(report)
+    validate_report(report)
+    if headline is None:
+        report["headline"] = worst_finding_first(report)
+    return report
 
 
 def report_from_json(text: str | bytes) -> dict[str, Any]:
@@ -78,6 +85,8 @@ def validate_report(report: Any) -> dict[str, Any]:
         raise ReportError(f"unsupported report schema {report.get('schema')!r}, expected {SCHEMA!r}")
     if not isinstance(report.get("generated_at"), str):
         raise ReportError("the report has no generated_at timestamp")
+    if not isinstance(report.get("headline", ""), str):  # optional: reports written before it have none
+        raise ReportError(f"headline must be a string, got {report['headline']!r}")
     for section in SECTIONS:
         if section not in report:
             raise ReportError(f"the report has no {section!r} section")

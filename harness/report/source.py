@@ -36,7 +36,9 @@ class BacktestSpec:
     candidate: str = "candidate"
     candidate_env: Mapping[str, str] = field(default_factory=dict)  # the candidate's whole environment
     batch_size: int = 500
-    legacy: str = "legacy"
+    control: str = "legacy"  # any worker spec, reported as the legacy side; "none": the candidate alone
+    control_env: Mapping[str, str] | None = None  # the control's whole environment; None: this process's
+    pairs: Path | None = None  # write every signal's labels here (.csv or .parquet)
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,7 @@ def live_report(client: redis.Redis, where: str) -> LoadedReport:
     import redis as redis_py
 
     from harness.comparator.service import live_report as read_live_report
+    from harness.report.headline import headline
 
     source = f"live comparison in {where}"
     try:
@@ -84,6 +87,8 @@ def live_report(client: redis.Redis, where: str) -> LoadedReport:
             return LoadedReport(source, None, f"the comparison in Redis at {where} is unreadable: {exc}")
         if report is None:
             return LoadedReport(source, None, f"no comparison in Redis at {where}: run `harness comparator` first")
+        # The production and lag figures are added after the state built its report: lead with them too.
+        report["headline"] = headline(report)
         return LoadedReport(source, report)
     except redis_py.RedisError as exc:
         return LoadedReport(source, None, f"cannot read the comparison from Redis at {where}: {exc}")
@@ -91,7 +96,7 @@ def live_report(client: redis.Redis, where: str) -> LoadedReport:
 
 def backtest_report(spec: BacktestSpec, on_batch: ProgressCallback | None = None) -> LoadedReport:
     """Legacy and the candidate in-process on a signal file; a failure is a problem, never a traceback."""
-    source = f"backtest of {spec.signals} (candidate {spec.candidate})"
+    source = f"backtest of {spec.signals} (control {spec.control}, candidate {spec.candidate})"
     try:
         result = run_backtest(spec, on_batch)
     except (OSError, ValueError) as exc:  # unreadable file, bad worker spec or candidate configuration
@@ -106,9 +111,9 @@ def run_backtest(spec: BacktestSpec, on_batch: ProgressCallback | None = None) -
 
     if not spec.signals.is_file():
         raise FileNotFoundError(f"signal file {spec.signals} does not exist")
-    return run(read_signals(spec.signals), legacy=spec.legacy, candidate=spec.candidate,
-               legacy_env=dict(os.environ), candidate_env=spec.candidate_env, batch_size=spec.batch_size,
-               on_batch=on_batch)
+    control_env = dict(os.environ) if spec.control_env is None else spec.control_env
+    return run(read_signals(spec.signals), control=spec.control, candidate=spec.candidate, control_env=control_env,
+               candidate_env=spec.candidate_env, batch_size=spec.batch_size, on_batch=on_batch, pairs=spec.pairs)
 
 
 def signal_count_hint(path: Path) -> int | None:

@@ -11,6 +11,7 @@ from rich.console import Console
 from harness.comparator import ComparatorState
 from harness.contracts import Outcome, SignalClustered, clustered_to_dict
 from harness.report import SCHEMA, ReportError, render_markdown, render_terminal, report_from_json
+from harness.report.headline import headline
 
 
 def result(sid: str, worker: str, label: str, outcome: Outcome = "clustered", err_type: str | None = None
@@ -77,6 +78,7 @@ def test_terminal_rendering_shows_every_section(full_report: dict[str, Any]) -> 
     console = Console(record=True, width=140)
     render_terminal(full_report, console)
     text = console.export_text()
+    assert text.splitlines()[0] == headline(full_report)
     for heading in ("Counts", "Agreement", "Cluster map", "Latency", "Outcomes", "Error divergence", "Noise floor"):
         assert heading in text
     assert "truth vs candidate" in text
@@ -84,7 +86,8 @@ def test_terminal_rendering_shows_every_section(full_report: dict[str, Any]) -> 
 
 def test_markdown_rendering_is_a_set_of_tables(full_report: dict[str, Any]) -> None:
     markdown = render_markdown(full_report)
-    assert markdown.startswith("## Shadow comparison report")
+    assert markdown.splitlines()[0] == f"**{headline(full_report)}**"
+    assert "\n## Shadow comparison report\n" in markdown
     assert "### Noise floor (legacy vs replica, A/A)" in markdown
     assert "| all pairs | 40 |" in markdown
     assert "Timeout\\|pipe" in markdown  # a pipe inside a cell must not break the table
@@ -96,3 +99,51 @@ def test_an_empty_report_renders_dashes_for_undefined_metrics() -> None:
     report = ComparatorState().report()
     assert "| all pairs | 0 | — | — | — |" in render_markdown(report)
     render_terminal(report, Console(record=True, width=120))
+
+
+SWITCHED_MS = 1_764_182_000_000  # 2025-11-26 18:33:20 UTC
+PRODUCTION = {"primary": "legacy", "epoch": 1, "previous": None, "switched_at": "2025-11-26T18:33:20.000Z",
+              "switched_at_ms": SWITCHED_MS, "rollback_until_ms": None, "production_results": 3000,
+              "production_duplicates": 0, "production_missing": 0, "in_flight": 0,
+              "by_worker": {"legacy": 3000}, "by_epoch": {"1": 3000}}
+
+
+def rendered(report: dict[str, Any]) -> str:
+    console = Console(record=True, width=160)
+    render_terminal(report, console)
+    return console.export_text() + render_markdown(report)
+
+
+def test_without_a_switch_production_is_shown_but_no_cutover() -> None:
+    report = {**ComparatorState().report(generated_at="2025-11-26T18:36:20.000Z"), "cutover": PRODUCTION}
+    text = rendered(report)
+    assert "Production: legacy (primary from the start, epoch 1)" in text
+    assert "Cutover" not in text and "switched" not in text
+    assert "Noise floor" not in text  # no replica
+    assert "Error divergence" not in text  # nothing diverged
+
+
+def test_a_switch_shows_times_as_dates_and_counts_without_reprs() -> None:
+    cutover = {**PRODUCTION, "primary": "candidate", "epoch": 2, "previous": "legacy",
+               "rollback_until_ms": SWITCHED_MS + 3_600_000, "by_worker": {"legacy": 3000, "candidate": 1200},
+               "by_epoch": {"1": 3000, "2": 1200}}
+    report = {**ComparatorState().report(generated_at="2025-11-26T18:36:20.000Z"), "cutover": cutover}
+    text = rendered(report)
+    assert "Cutover: legacy → candidate (epoch 2)" in text
+    assert "2025-11-26 18:33:20 UTC (3 min before the report)" in text
+    assert "open until 2025-11-26 19:33:20 UTC (57 min after the report)" in text
+    assert "legacy 3,000, candidate 1,200" in text
+    assert "epoch 1: 3,000, epoch 2: 1,200" in text
+    assert str(SWITCHED_MS) not in text and "{" not in text and "'" not in text
+
+
+def test_the_progress_section_shows_each_side_behind_and_stalled() -> None:
+    report = ComparatorState().report(generated_at="2025-11-26T18:36:20.000Z")
+    report["progress"]["sides"]["legacy"].update(frontier=f"{SWITCHED_MS}-0", awaiting=12000, lag_entries=12000,
+                                                 lag_s=60.0, stalled=True, stalled_for_s=45.0)
+    report["progress"]["sides"]["candidate"].update(lag_entries=0, lag_s=0.0, stalled=False, stalled_for_s=0.0)
+    text = rendered(report)
+    assert "| legacy | 2025-11-26 18:33:20 UTC (3 min before the report) | 12,000 | 12,000 | 60 s | yes, for 45 s |" \
+        in text
+    assert "| candidate | — | 0 | 0 | 0 s | no |" in text
+    assert headline(report).startswith("legacy is stalled 60 s behind the input (12,000 entries)")
