@@ -3,34 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from operator import itemgetter
 from typing import Any
 
 import msgpack
 import numpy as np
 
 from harness.comparator import agreement
-from harness.comparator.join import MASK, NO_POSITION, SLOTS, Entry, JoinBuffer, Slot, input_position
+from harness.comparator.columns import OUTCOME_CODES, Codes, to_columns
+from harness.comparator.join import MASK, NO_POSITION, SLOTS, Entry, JoinBuffer
 from harness.comparator.latency import LatencyHistogram
-from harness.comparator.pairs import ERROR, PairStats
+from harness.comparator.pairs import PairStats
 from harness.comparator.reservoir import DEFAULT_CAPACITY, Reservoir
-from harness.contracts import DEFAULT_LABEL, RESULT_KEYS, SCHEMA_VERSION
+from harness.comparator.truth import MISSING_SLOT, TruthStats
+from harness.contracts import DEFAULT_LABEL
 from harness.report.schema import build_report
 
 PRIMARY_SIDES = ("legacy", "candidate")
 REPLICA = "replica"  # a second legacy instance: legacy vs replica is the A/A noise floor
 STATE_FORMAT = "harness.comparator-state/1"
 
-_OUTCOME_CODES = {"clustered": 0, "unclustered": 1, "error": 2}
-_NO_CODE = -1
-# one C call fetches every field the comparator reads, instead of one lookup each
-_FIELDS = itemgetter("id", "outcome", "published_ms", "entered_ms", "proc_ms", "label", "device", "kind")
-_REQUIRED_FIELDS = itemgetter("id", "outcome", "published_ms", "entered_ms", "proc_ms")
-# The same fields in a result row, the wire form (harness.contracts.RESULT_KEYS gives the order).
-_AT = {key: index for index, key in enumerate(RESULT_KEYS)}
-_ROW_FIELDS = itemgetter(*(_AT[key] for key in ("v", "id", "outcome", "published_ms", "entered_ms", "proc_ms",
-                                                "label", "device", "kind")))
-_ROW_LENGTH, _ROW_ERROR_TYPE, _ROW_ENTRY = len(RESULT_KEYS), _AT["err_type"], _AT["entry"]
 JOIN_MODES = ("progress", "time")  # missing once a side has moved past the entry, or after a timeout
 
 
@@ -62,7 +53,7 @@ class SideStats:
                 "processing": self.processing.summary()}
 
     def outcome_section(self) -> dict[str, int]:
-        return dict(zip(_OUTCOME_CODES, self.outcomes, strict=True))
+        return dict(zip(OUTCOME_CODES, self.outcomes, strict=True))
 
     def to_wire(self) -> dict[str, Any]:
         return {"outputs": self.outputs, "missing": self.missing, "outcomes": self.outcomes,
@@ -119,7 +110,7 @@ class ComparatorState:
         self._kinds: dict[Any, int] = {}
         self._error_types: dict[Any, int] = {}
         self._stats = [SideStats(sample_size, seed + index) for index in range(len(sides))]
-        self._primary = PairStats(window)
+        self._primary = PairStats(window, TruthStats(sample_size, seed))
         self._noise = PairStats(window) if REPLICA in sides else None
         self.counters = {"duplicates": 0, "evicted": 0, "late": 0, "rejected": 0}
 
@@ -130,53 +121,9 @@ class ComparatorState:
         index = self._side_index.get(side)
         if index is None:
             raise ValueError(f"unknown side {side!r}; this comparator joins {', '.join(self.sides)}")
-        labels, devices, kinds, error_types = self._labels[index], self._devices, self._kinds, self._error_types
-        ids: list[str] = []
-        slots: list[Slot] = []
-        outcomes: list[int] = []
-        end_to_end: list[float] = []
-        processing: list[float] = []
-        positions: list[int] = []
-        rejected = 0
-        for record in records:
-            try:
-                if isinstance(record, list):  # the wire form: a row in RESULT_KEYS order
-                    version, sid, outcome_name, published, entered, proc, label, device, kind = _ROW_FIELDS(record)
-                    if version != SCHEMA_VERSION or len(record) != _ROW_LENGTH:
-                        raise ValueError(version)
-                    error_type, entry_id = record[_ROW_ERROR_TYPE], record[_ROW_ENTRY]
-                else:
-                    try:
-                        sid, outcome_name, published, entered, proc, label, device, kind = _FIELDS(record)
-                    except KeyError:  # the optional keys may be absent from a hand-made result
-                        sid, outcome_name, published, entered, proc = _REQUIRED_FIELDS(record)
-                        label, device, kind = record.get("label"), record.get("device"), record.get("kind")
-                    error_type, entry_id = record.get("err_type"), record.get("entry")
-                outcome = _OUTCOME_CODES[outcome_name]
-                latency = published - entered + 0.0
-                proc += 0.0
-                if type(sid) is not str:
-                    raise TypeError(sid)
-                if outcome == 0 and label is None:
-                    outcome = 1  # a "clustered" result without a label cannot be compared: unclustered
-                label_code = device_code = kind_code = error_code = _NO_CODE
-                if outcome == 0:
-                    label_code = labels.setdefault(label, len(labels))
-                if device is not None:
-                    device_code = devices.setdefault(device, len(devices))
-                if kind is not None:
-                    kind_code = kinds.setdefault(kind, len(kinds))
-                if outcome == ERROR:
-                    error_code = error_types.setdefault(error_type or "unknown", len(error_types))
-            except (KeyError, TypeError, ValueError, IndexError, AttributeError):
-                rejected += 1  # breaks the contract (no id, unknown outcome, non-numeric times)
-                continue
-            ids.append(sid)
-            slots.append((outcome, label_code, device_code, kind_code, error_code))
-            outcomes.append(outcome)
-            end_to_end.append(latency)
-            processing.append(proc)
-            positions.append(input_position(entry_id))
+        columns = to_columns(records, Codes(self._labels[index], self._devices, self._kinds, self._error_types))
+        ids, outcomes, end_to_end, processing = columns.ids, columns.outcomes, columns.end_to_end, columns.processing
+        rejected, slots, positions = columns.rejected, columns.slots, columns.positions
         self.counters["rejected"] += rejected
         offered = self._join.offer(index, ids, slots, now_ms, positions)
         self.counters["duplicates"] += offered.duplicates
@@ -242,8 +189,18 @@ class ComparatorState:
                     if absent >> index & 1:
                         stats.missing += 1
         self._feed(self._primary, entries, 1, full)
+        self._feed_one_sided_truth(entries)
         if self._noise is not None:
             self._feed(self._noise, entries, 2, full)
+
+    def _feed_one_sided_truth(self, entries: list[Entry]) -> None:
+        """A signal only one primary side answered still counts in the truth: the other side's is missing."""
+        one_sided = [(entry[SLOTS] or MISSING_SLOT, entry[SLOTS + 1] or MISSING_SLOT) for entry in entries
+                     if entry[SLOTS] is None or entry[SLOTS + 1] is None]
+        truth = self._primary.truth
+        if one_sided and truth is not None:
+            left, right = (np.array(side, dtype=np.int64).reshape(-1, 5) for side in zip(*one_sided, strict=True))
+            truth.add(left, right)
 
     @staticmethod
     def _feed(stats: PairStats, entries: list[Entry], right: int, full: int) -> None:
@@ -295,13 +252,21 @@ class ComparatorState:
             # out the pairs both sides called default, so disagreement on anomalies shows.
             "anomalies": {"default_label": DEFAULT_LABEL, **agreement.summary(table.without_cell(
                 self._labels[0].get(DEFAULT_LABEL), self._labels[1].get(DEFAULT_LABEL)))},
-            "truth": self._primary.truth_section(),
+            "truth": self.truth_section(),
             "per_device": {device_names[code]: agreement.summary(t) for code, t in device_tables},
             "devices": device_count,
             "cluster_map": agreement.cluster_map(
                 table, legacy_names, candidate_names,
                 min_share=float(self.options["min_share"]), limit=int(self.options["map_limit"])),
         }
+
+    def truth_section(self, *, control: bool = True) -> dict[str, Any] | None:
+        """agreement.truth; `control=False` scores the candidate alone (a backtest without a control)."""
+        truth = self._primary.truth
+        if truth is None:
+            return None
+        return truth.section([str(kind) for kind in self._kinds], [str(name) for name in self._labels[0]],
+                             [str(name) for name in self._labels[1]], control=control)
 
     def _noise_floor_section(self, legacy_p99: float | None) -> dict[str, Any] | None:
         if self._noise is None:
@@ -354,7 +319,7 @@ class ComparatorState:
         state._stats = [SideStats.from_wire(stats) for stats in raw["stats"]]
         state.counters = {key: int(value) for key, value in raw["counters"].items()}
         state._join.restore(raw["join"])
-        state._primary = PairStats.from_wire(raw["primary"])
+        state._primary = PairStats.from_wire(raw["primary"], truth=state._primary.truth)
         state._noise = PairStats.from_wire(raw["noise"]) if raw["noise"] is not None else None
         return state
 
