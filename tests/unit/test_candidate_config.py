@@ -10,14 +10,15 @@ import pytest
 from harness.clustering import WorkerContext
 from workers.candidate import create
 from workers.candidate.config import HYPERPARAMETERS, ConfigError, load_settings, model_version
-from workers.candidate.domain.settings import Centroid, NegativeVoltage, Settings
+from workers.candidate.domain.settings import Centroid, ClusterScope, Features, NegativeVoltage, Settings
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "algorithm.md"
 
 
 def test_an_empty_environment_gives_the_documented_defaults() -> None:
     assert load_settings({}) == Settings()
-    assert Settings() == Settings(10, 1.5, 0.5, NegativeVoltage.KEEP, 1, Centroid.FIRST)
+    assert Settings() == Settings(10, 1.5, 0.5, NegativeVoltage.KEEP, 1, Centroid.FIRST, Features.DEVIATION,
+                                  32, 1.0, 20.0, ClusterScope.DEVICE)
 
 
 def test_every_variable_is_read() -> None:
@@ -28,8 +29,14 @@ def test_every_variable_is_read() -> None:
         "HARNESS_CANDIDATE_NEGATIVE_VOLTAGE": "Reject",
         "HARNESS_CANDIDATE_DOWNSAMPLE": "4",
         "HARNESS_CANDIDATE_CENTROID": " mean ",
+        "HARNESS_CANDIDATE_FEATURES": "Shape",
+        "HARNESS_CANDIDATE_SHAPE_LENGTH": "16",
+        "HARNESS_CANDIDATE_AMPLITUDE_WEIGHT": "0",
+        "HARNESS_CANDIDATE_SIMILARITY_SCALE": "0.25",
+        "HARNESS_CANDIDATE_CLUSTER_SCOPE": "shared",
     }
-    assert load_settings(env) == Settings(20, 2.5, 1.0, NegativeVoltage.REJECT, 4, Centroid.MEAN)
+    assert load_settings(env) == Settings(20, 2.5, 1.0, NegativeVoltage.REJECT, 4, Centroid.MEAN, Features.SHAPE,
+                                          16, 0.0, 0.25, ClusterScope.SHARED)
 
 
 def test_a_blank_variable_takes_its_default() -> None:
@@ -49,6 +56,12 @@ def test_a_blank_variable_takes_its_default() -> None:
         ("HARNESS_CANDIDATE_NEGATIVE_VOLTAGE", "drop", "one of keep, clip, reject"),
         ("HARNESS_CANDIDATE_DOWNSAMPLE", "-3", "an integer >= 1"),
         ("HARNESS_CANDIDATE_CENTROID", "median", "one of first, mean"),
+        ("HARNESS_CANDIDATE_FEATURES", "fft", "one of deviation, shape"),
+        ("HARNESS_CANDIDATE_SHAPE_LENGTH", "1", "an integer >= 2"),
+        ("HARNESS_CANDIDATE_AMPLITUDE_WEIGHT", "-0.5", "a number >= 0"),
+        ("HARNESS_CANDIDATE_AMPLITUDE_WEIGHT", "inf", "a number >= 0"),
+        ("HARNESS_CANDIDATE_SIMILARITY_SCALE", "0", "a number > 0"),
+        ("HARNESS_CANDIDATE_CLUSTER_SCOPE", "site", "one of device, shared"),
     ],
 )
 def test_a_bad_value_is_refused_with_an_error_naming_its_variable(variable: str, value: str, rule: str) -> None:
@@ -90,3 +103,12 @@ def test_every_variable_is_documented_with_its_default() -> None:
     text = DOCS.read_text()
     for parameter in HYPERPARAMETERS:
         assert parameter.env in text and f"`{parameter.default}`" in text, parameter.env
+
+
+def test_every_new_setting_changes_the_model_version() -> None:
+    versions = {model_version(load_settings({variable: value})) for variable, value in (
+        ("HARNESS_CANDIDATE_FEATURES", "shape"), ("HARNESS_CANDIDATE_SHAPE_LENGTH", "16"),
+        ("HARNESS_CANDIDATE_AMPLITUDE_WEIGHT", "0.5"), ("HARNESS_CANDIDATE_SIMILARITY_SCALE", "1"),
+        ("HARNESS_CANDIDATE_CLUSTER_SCOPE", "shared"))}
+    assert len(versions) == 5 and "candidate-1.0" not in versions
+    assert model_version(load_settings({"HARNESS_CANDIDATE_SIMILARITY_SCALE": "20"})) == "candidate-1.0"

@@ -7,7 +7,8 @@ import pytest
 
 from harness.contracts import SignalMeta, SignalReceived
 from workers.candidate.domain.features import prepare_batch, profiles, smooth_batch, tumbling_mean
-from workers.candidate.domain.settings import NegativeVoltage, Settings
+from workers.candidate.domain.settings import Features, NegativeVoltage, Settings
+from workers.candidate.domain.shape import resample, shape_profiles
 from workers.legacy.algorithm import profile as legacy_profile
 from workers.legacy.algorithm import smooth as legacy_smooth
 
@@ -76,3 +77,55 @@ def test_anomaly_profiles_equal_the_legacy_profile() -> None:
 def test_a_one_sample_deviation_has_zero_roughness() -> None:
     (only,) = profiles([np.array([3.0])])
     assert only.tolist() == [3.0, 0.0, 3.0, 3.0, 0.0]
+
+
+def test_resampling_interpolates_linearly_and_keeps_both_ends() -> None:
+    rows = np.array([[0.0, 10.0, 20.0], [5.0, 5.0, 7.0]])
+    assert resample(rows, 5).tolist() == [[0.0, 5.0, 10.0, 15.0, 20.0], [5.0, 5.0, 5.0, 6.0, 7.0]]
+    assert resample(rows, 2).tolist() == [[0.0, 20.0], [5.0, 7.0]]
+    assert resample(np.array([[3.0]]), 4).tolist() == [[3.0] * 4]
+
+
+def test_a_shape_profile_is_the_z_normalised_shape_and_the_log_amplitude() -> None:
+    row = np.array([0.0, 1.0, 4.0, 9.0, 16.0, 9.0, 4.0, 1.0])
+    (profile,) = shape_profiles([row], 8, amplitude_weight=2.0)
+    shape = profile[:8] * np.sqrt(8)
+    assert shape.mean() == pytest.approx(0.0, abs=1e-12) and shape.std() == pytest.approx(1.0)
+    assert profile[8] == pytest.approx(2.0 * np.log(row.std()))
+
+
+def test_the_same_waveform_at_another_size_and_level_differs_only_in_amplitude() -> None:
+    wave = np.sin(np.linspace(0, 3, 50))
+    small, large = shape_profiles([wave, 230.0 + 40.0 * wave], 16, amplitude_weight=1.0)
+    assert np.allclose(small[:16], large[:16])
+    assert large[16] - small[16] == pytest.approx(np.log(40.0))
+
+
+def test_shape_distances_lie_in_zero_to_two_whatever_the_length() -> None:
+    wave = np.linspace(0.0, 1.0, 40)
+    for length in (4, 32, 200):
+        rising, falling = shape_profiles([wave, wave[::-1]], length, amplitude_weight=0.0)
+        assert np.linalg.norm(rising - falling) == pytest.approx(2.0)
+
+
+def test_a_square_and_a_triangle_of_equal_energy_have_distinct_shapes() -> None:
+    square = np.r_[np.zeros(30), np.full(40, 2.0), np.zeros(30)]
+    triangle = np.r_[np.zeros(30), np.interp(np.arange(40), [0, 19.5, 39], [0, 1, 0]), np.zeros(30)]
+    triangle *= np.sqrt((square**2).sum() / (triangle**2).sum())
+    one, other = shape_profiles([square, triangle], 32, amplitude_weight=1.0)
+    assert np.linalg.norm(one - other) > 0.3
+
+
+def test_a_flat_signal_gets_a_zero_shape_and_a_finite_amplitude() -> None:
+    (profile,) = shape_profiles([np.full(20, 5.0)], 8, amplitude_weight=1.0)
+    assert profile[:8].tolist() == [0.0] * 8 and np.isfinite(profile[8])
+
+
+def test_shape_mode_profiles_anomalies_from_the_smoothed_signal() -> None:
+    samples = np.r_[np.full(50, 230.0), np.full(50, 180.0)]
+    settings = Settings(features=Features.SHAPE, shape_length=8)
+    batch = prepare_batch([signal(samples)], settings, {"d": np.full(10, 230.0)})
+    profile = batch.signals[0].profile
+    assert profile is not None and profile.shape == (9,)
+    (expected,) = shape_profiles([legacy_smooth(samples.astype(np.float32))], 8, 1.0)
+    assert profile.tolist() == expected.tolist()

@@ -11,7 +11,7 @@ from workers.candidate.adapters.memory import InMemoryClusterRepository
 from workers.candidate.adapters.publisher import CollectingPublisher
 from workers.candidate.domain.allocation import ProfileClustering
 from workers.candidate.domain.model import Cluster, ClusterSet, SignalClustered
-from workers.candidate.domain.settings import Centroid, NegativeVoltage, Settings
+from workers.candidate.domain.settings import Centroid, ClusterScope, Features, NegativeVoltage, Settings
 from workers.candidate.use_case import ClusterSignal
 
 DEVICE = "dev-01"
@@ -208,3 +208,34 @@ def test_a_batch_that_cannot_be_committed_leaves_no_state_behind() -> None:
     assert len(repo.get_clusters(DEVICE)) == 0
     retried = run(use_case, publisher, flat(231.0, "b"), sag(50.0, "c"))
     assert [(e.label, e.is_new) for e in retried] == [(DEFAULT_LABEL, False), (f"{DEVICE}/k1", True)]
+
+
+def test_shared_clusters_take_the_same_anomaly_from_any_device() -> None:
+    use_case, repo, publisher = make(Settings(cluster_scope=ClusterScope.SHARED))
+    events = run(use_case, publisher, sag(50.0, "a", "dev-01"), sag(50.0, "b", "dev-02"), sag(150.0, "c", "dev-03"))
+    assert [(e.label, e.is_new) for e in events] == [("shared/k1", True), ("shared/k1", False), ("shared/k2", True)]
+    assert [e.device_id for e in events] == ["dev-01", "dev-02", "dev-03"]
+    assert len(repo.get_clusters("dev-01")) == 0 and repo.get_clusters("").clusters[0].members == 2
+
+
+def test_a_smaller_similarity_scale_splits_what_the_default_joins() -> None:
+    signals = (flat(230.0, "a"), sag(50.0, "b"), sag(52.0, "c"))
+    default, _, publisher = make()
+    assert len({e.label for e in run(default, publisher, *signals)[1:]}) == 1
+    narrow, _, publisher = make(Settings(similarity_scale=0.5))
+    assert len({e.label for e in run(narrow, publisher, *signals)[1:]}) == 2
+
+
+def test_shape_features_tell_a_rising_ramp_from_its_time_reversal_which_has_equal_statistics() -> None:
+    def ramp(rising: bool, signal_id: str, height: float) -> SignalReceived:
+        wave = np.full(200, 230.0, dtype=np.float32)
+        burst = np.linspace(0.0, height, 80, dtype=np.float32)
+        wave[60:140] += burst if rising else burst[::-1]
+        return SignalReceived(signal_id, SignalMeta(DEVICE), 1000.0, 1.7e9, wave)
+
+    signals = (ramp(True, "a", 40), ramp(False, "b", 40), ramp(True, "c", 42), ramp(False, "d", 38))
+    deviation, _, publisher = make()
+    assert len({e.label for e in run(deviation, publisher, *signals)}) == 1, "equal statistics: one cluster"
+    shape, _, publisher = make(Settings(features=Features.SHAPE, similarity_scale=1.0, similarity_threshold=0.7))
+    labels = [e.label for e in run(shape, publisher, *signals)]
+    assert labels[0] == labels[2] != labels[1] == labels[3]

@@ -10,7 +10,7 @@ from enum import StrEnum
 from typing import Any
 
 from harness.errors import ConfigurationError
-from workers.candidate.domain.settings import Centroid, NegativeVoltage, Settings
+from workers.candidate.domain.settings import Centroid, ClusterScope, Features, NegativeVoltage, Settings
 
 BASE_MODEL_VERSION = "candidate-1.0"
 
@@ -39,7 +39,7 @@ HYPERPARAMETERS: tuple[Hyperparameter, ...] = (
     ),
     Hyperparameter(
         "HARNESS_CANDIDATE_SIMILARITY_THRESHOLD", "similarity_threshold", "0.5", "a number in (0, 1]",
-        "Minimum similarity exp(-distance / 20 V) for an anomaly to join an existing cluster.",
+        "Minimum similarity exp(-distance / scale) for an anomaly to join an existing cluster.",
     ),
     Hyperparameter(
         "HARNESS_CANDIDATE_NEGATIVE_VOLTAGE", "negative_voltage", "keep", "one of keep, clip, reject",
@@ -52,6 +52,28 @@ HYPERPARAMETERS: tuple[Hyperparameter, ...] = (
     Hyperparameter(
         "HARNESS_CANDIDATE_CENTROID", "centroid", "first", "one of first, mean",
         "A cluster's representative: its first member's profile, or the running mean of its members.",
+    ),
+    Hyperparameter(
+        "HARNESS_CANDIDATE_FEATURES", "features", "deviation", "one of deviation, shape",
+        "An anomaly's profile: 5 statistics of its deviation from the reference, or its shape "
+        "(the smoothed signal resampled, z-normalised, plus its log amplitude).",
+    ),
+    Hyperparameter(
+        "HARNESS_CANDIDATE_SHAPE_LENGTH", "shape_length", "32", "an integer >= 2",
+        "Points the smoothed signal is resampled to for shape features.",
+    ),
+    Hyperparameter(
+        "HARNESS_CANDIDATE_AMPLITUDE_WEIGHT", "amplitude_weight", "1.0", "a number >= 0",
+        "Weight of ln(std of the smoothed signal) beside the shape (shape features; 0 ignores size).",
+    ),
+    Hyperparameter(
+        "HARNESS_CANDIDATE_SIMILARITY_SCALE", "similarity_scale", "20.0", "a number > 0",
+        "Profile distance that divides the similarity by e, in the signal's unit for deviation "
+        "features (20 V suits mains volts; amperes need less); shape distances lie in [0, 2].",
+    ),
+    Hyperparameter(
+        "HARNESS_CANDIDATE_CLUSTER_SCOPE", "cluster_scope", "device", "one of device, shared",
+        "Clusters per device, or one set shared by the fleet (labels shared/kN).",
     ),
 )  # fmt: skip
 
@@ -116,4 +138,9 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "negative_voltage": _choice(NegativeVoltage),
     "downsample": _integer(1),
     "centroid": _choice(Centroid),
+    "features": _choice(Features),
+    "shape_length": _integer(2),
+    "amplitude_weight": _number(0.0, math.inf, low_inclusive=True),
+    "similarity_scale": _number(0.0, math.inf, low_inclusive=False),
+    "cluster_scope": _choice(ClusterScope),
 }

@@ -18,10 +18,11 @@ from workers.candidate.domain.model import (
 
 
 class ClusterRepository(abc.ABC):
-    """Per-device state: the clusters and the reference (smoothed vector of the last normal signal)."""
+    """Per-device references (smoothed vector of the last normal signal) and the clusters of each
+    scope (a device id, or SHARED_SCOPE when the fleet shares its clusters)."""
 
     @abc.abstractmethod
-    def get_clusters(self, device_id: str) -> ClusterSet: ...
+    def get_clusters(self, scope: str) -> ClusterSet: ...
 
     @abc.abstractmethod
     def save_cluster(self, cluster: Cluster) -> None: ...
@@ -47,6 +48,10 @@ class SignalClustering(abc.ABC):
     @abc.abstractmethod
     def prepare(self, signals: Sequence[SignalReceived], references: Mapping[str, Vector | None]) -> PreparedBatch:
         """Screens the batch against each device's reference (given for every device in it)."""
+
+    @abc.abstractmethod
+    def scope_of(self, device_id: str) -> str:
+        """Whose clusters a device's anomalies join: the device's own, or a scope shared by many."""
 
     @abc.abstractmethod
     def allocate(self, signal: PreparedSignal, past: ClusterSet) -> Allocation: ...

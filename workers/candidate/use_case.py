@@ -49,7 +49,8 @@ class ClusterSignal:
 
     def handle(self, signal: PreparedSignal) -> None:
         device_id = signal.device_id
-        past = self._repo.get_clusters(device_id)
+        scope = self._clustering.scope_of(device_id)
+        past = self._repo.get_clusters(scope)
         allocation = self._clustering.allocate(signal, past)
         if allocation.decline_reason is not None:
             self._publisher.publish(SignalClustered.declined(signal.signal_id, device_id, allocation.decline_reason))
@@ -58,7 +59,7 @@ class ClusterSignal:
         if cluster is None:
             assert allocation.profile is not None  # a new cluster always carries its first profile
             number = len(past) + 1
-            cluster = Cluster.found(self._ids.next_label(device_id, number), device_id, number, allocation.profile)
+            cluster = Cluster.found(self._ids.next_label(scope, number), scope, number, allocation.profile)
         if not cluster.is_default():
             self._repo.save_cluster(cluster)
         self._publisher.publish(SignalClustered(signal.signal_id, device_id, cluster.label, allocation.is_new))

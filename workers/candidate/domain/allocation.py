@@ -1,4 +1,5 @@
-"""Online profile clustering: an anomaly joins its device's most similar cluster, or founds a new one."""
+"""Online profile clustering: an anomaly joins the most similar cluster of its scope (its device, or
+the fleet), or founds a new one."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from workers.candidate.domain.model import (
     SignalReceived,
     Vector,
 )
-from workers.candidate.domain.settings import SIMILARITY_SCALE, Centroid, Settings
+from workers.candidate.domain.settings import Centroid, Settings
 from workers.candidate.ports import SignalClustering
 
 
@@ -25,7 +26,11 @@ class ProfileClustering(SignalClustering):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._running_mean = settings.centroid is Centroid.MEAN
+        self._scale = settings.similarity_scale
         self._defaults: dict[str, Allocation] = {}  # one per device, built once
+
+    def scope_of(self, device_id: str) -> str:
+        return self.settings.scope_of(device_id)
 
     def prepare(self, signals: Sequence[SignalReceived], references: Mapping[str, Vector | None]) -> PreparedBatch:
         return prepare_batch(signals, self.settings, references)
@@ -37,7 +42,7 @@ class ProfileClustering(SignalClustering):
         if anomaly is None:
             return self._default(signal.device_id)
         if len(past):
-            best, similarity = most_similar(past.representatives, anomaly)
+            best, similarity = most_similar(past.representatives, anomaly, self._scale)
             if similarity >= self.settings.similarity_threshold:
                 return Allocation.to(past.clusters[best].joined_by(anomaly, self._running_mean))
         return Allocation.new(anomaly)
@@ -49,9 +54,9 @@ class ProfileClustering(SignalClustering):
         return allocation
 
 
-def most_similar(representatives: Vector, anomaly: Vector) -> tuple[int, float]:
+def most_similar(representatives: Vector, anomaly: Vector, scale: float) -> tuple[int, float]:
     """Index and similarity exp(-distance / scale) of the closest row; ties go to the earliest."""
     difference = representatives - anomaly
     squared = np.add.reduce(difference * difference, axis=1)
     best = int(squared.argmin())
-    return best, math.exp(-math.sqrt(float(squared[best])) / SIMILARITY_SCALE)
+    return best, math.exp(-math.sqrt(float(squared[best])) / scale)

@@ -1,4 +1,5 @@
-"""The batch stage: negative-voltage policy, downsampling, smoothing, noise gate and anomaly profiles.
+"""The batch stage: negative-voltage policy, downsampling, smoothing, noise gate and anomaly profiles
+(deviation statistics, or shape profiles from shape.py).
 
 Smoothing and profiles run on whole matrices of equal-length signals; only the noise gate walks the
 batch in order, because each normal signal becomes the reference of its device's next one.
@@ -14,7 +15,8 @@ import numpy.typing as npt
 
 from harness.contracts import SignalReceived
 from workers.candidate.domain.model import PreparedBatch, PreparedSignal, Vector
-from workers.candidate.domain.settings import PROFILE_SIZE, NegativeVoltage, Settings
+from workers.candidate.domain.settings import PROFILE_SIZE, Features, NegativeVoltage, Settings
+from workers.candidate.domain.shape import shape_profiles
 
 
 def prepare_batch(
@@ -45,9 +47,17 @@ def prepare_batch(
         else:
             anomalies.append(index)
             deviations.append(deviation)
-    for index, profile in zip(anomalies, profiles(deviations), strict=True):
+    for index, profile in zip(anomalies, anomaly_profiles(anomalies, deviations, smoothed, settings), strict=True):
         prepared[index] = PreparedSignal(signals[index].signal_id, signals[index].meta.device_id, profile)
     return PreparedBatch(prepared, moved)  # type: ignore[arg-type]  # every slot is filled by now
+
+
+def anomaly_profiles(
+    anomalies: Sequence[int], deviations: Sequence[Vector], smoothed: Sequence[Vector], settings: Settings
+) -> list[Vector]:
+    if settings.features is Features.SHAPE:
+        return shape_profiles([smoothed[i] for i in anomalies], settings.shape_length, settings.amplitude_weight)
+    return profiles(deviations)
 
 
 def smooth_batch(signals: Sequence[SignalReceived], settings: Settings) -> tuple[list[Vector], list[int]]:

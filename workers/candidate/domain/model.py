@@ -1,4 +1,4 @@
-"""Clusters of anomalous signals per device, and the event the candidate emits for each signal."""
+"""Clusters of anomalous signals per device (or per fleet), and the event the candidate emits per signal."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ class PreparedBatch:
 @dataclass(frozen=True)
 class Cluster:
     label: str
-    device_id: str
+    device_id: str  # its scope: the device, or SHARED_SCOPE when the fleet shares its clusters
     number: int  # 1, 2, ... in creation order per device; 0 for the default cluster
     representative: tuple[float, ...]  # a profile; empty for the default cluster
     members: int = 1
@@ -75,9 +75,9 @@ def _no_representatives() -> Vector:
 
 @dataclass(frozen=True)
 class ClusterSet:
-    """A device's clusters in creation order, with their representatives stacked for matching."""
+    """A scope's clusters in creation order, with their representatives stacked for matching."""
 
-    device_id: str
+    device_id: str  # the scope, as in Cluster
     clusters: tuple[Cluster, ...] = ()
     representatives: Vector = field(default_factory=_no_representatives)
 
@@ -90,7 +90,10 @@ class ClusterSet:
         if cluster.device_id != self.device_id or not 0 <= index <= len(self.clusters):
             raise ValueError(f"cluster {cluster.label!r} does not fit the clusters of {self.device_id!r}")
         if index == len(self.clusters):
-            representatives = np.vstack([self.representatives, cluster.representative])
+            if not self.clusters:  # the profile's width is known only from the first cluster
+                representatives = np.array([cluster.representative], dtype=np.float64)
+            else:
+                representatives = np.vstack([self.representatives, cluster.representative])
             representatives.flags.writeable = False
             return ClusterSet(self.device_id, (*self.clusters, cluster), representatives)
         representatives = self.representatives

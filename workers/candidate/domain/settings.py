@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-SIMILARITY_SCALE = 20.0  # volts of profile distance that divide the similarity by e
 PROFILE_SIZE = 5  # mean, std, min, max and mean |diff| of a signal's deviation
+SHARED_SCOPE = ""  # the clusters' scope when they are shared; no device id is blank, so none collides
 
 
 class NegativeVoltage(StrEnum):
@@ -24,6 +24,20 @@ class Centroid(StrEnum):
     MEAN = "mean"  # the running mean of all members' profiles
 
 
+class Features(StrEnum):
+    """What an anomaly's profile describes."""
+
+    DEVIATION = "deviation"  # 5 summary statistics of (smoothed - reference), as legacy
+    SHAPE = "shape"  # the smoothed signal resampled and z-normalised, plus its log amplitude
+
+
+class ClusterScope(StrEnum):
+    """Whose anomalies may share a cluster."""
+
+    DEVICE = "device"  # each device has its own clusters, as legacy
+    SHARED = "shared"  # one set of clusters for the whole fleet
+
+
 @dataclass(frozen=True)
 class Settings:
     window_size: int = 10
@@ -32,3 +46,12 @@ class Settings:
     negative_voltage: NegativeVoltage = NegativeVoltage.KEEP
     downsample: int = 1
     centroid: Centroid = Centroid.FIRST
+    features: Features = Features.DEVIATION
+    shape_length: int = 32  # samples the smoothed signal is resampled to (shape features only)
+    amplitude_weight: float = 1.0  # weight of log amplitude against the shape (shape features only)
+    similarity_scale: float = 20.0  # profile distance that divides the similarity by e
+    cluster_scope: ClusterScope = ClusterScope.DEVICE
+
+    def scope_of(self, device_id: str) -> str:
+        """The key under which this device's anomalies find their clusters."""
+        return device_id if self.cluster_scope is ClusterScope.DEVICE else SHARED_SCOPE
