@@ -1,20 +1,22 @@
-"""Cutover, rollback and retire as resumable step sequences, each step recorded in the audit trail.
+"""Cutover and rollback as resumable step sequences, each step recorded in the audit trail and told as it happens.
 
 Progress lives in the `harness:cutover` hash, so re-running a command after a crash at any step
-skips what is done and completes the rest: the commands are idempotent.
+skips what is done and completes the rest: the commands are idempotent. No switch happens unless
+its target is shown to serve (serving.py): production is never left without results.
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis
 
 from harness.cutover import audit
+from harness.cutover.progress import Say, Ticker, silent, when
 from harness.cutover.roles import switch_primary
+from harness.cutover.serving import ServingBound, bring_up, probe
 from harness.cutover.stoppers import WorkerStopper
 from harness.errors import HarnessError
 from harness.transport import keys
@@ -23,9 +25,7 @@ from harness.transport.roles import Roles, clear_drain, group_lag, read_roles, r
 
 CUTOVER_STEPS = ("gate", "switch", "drain", "done")
 ROLLBACK_STEPS = ("window", "start", "switch", "done")
-RETIRE_STEPS = ("group", "state", "done")
 CAUGHT_UP = 100  # entries of lag below which a restored worker is close enough to take over
-DELETE_BATCH = 500  # keys per DEL while retiring a worker's state
 
 StepHook = Callable[[str], None]  # called with each step's name once it is recorded
 
@@ -40,7 +40,7 @@ class CutoverRefused(RuntimeError, HarnessError):
 
 @dataclass(frozen=True)
 class GateOutcome:
-    verdict: str  # pass, fail or inconclusive
+    verdict: str  # pass, fail, inconclusive, forced, or none (no policy given)
     summary: str
 
 
@@ -53,6 +53,17 @@ class CutoverRequest:
     drain_timeout_s: float = 60.0
     who: str | None = None
     input_stream: str = keys.DEFAULT_INPUT_STREAM
+    bound: ServingBound = field(default_factory=ServingBound)
+
+
+@dataclass(frozen=True)
+class RollbackRequest:
+    to: str = "legacy"
+    force_reason: str | None = None
+    catch_up_s: float = 30.0
+    who: str | None = None
+    input_stream: str = keys.DEFAULT_INPUT_STREAM
+    bound: ServingBound = field(default_factory=ServingBound)
 
 
 class _Progress:
@@ -106,132 +117,171 @@ def describe_plan(client: redis.Redis, request: CutoverRequest, policy: str | No
     ]
 
 
+def dry_run(client: redis.Redis, request: CutoverRequest, judge_gate: Callable[[], GateOutcome] | None,
+            say: Say) -> int:
+    """Tell the plan, whether the target serves and what the gate says; change nothing.
+
+    Returns the exit code a real run's gate would give: 0 pass, 1 refused, 2 inconclusive.
+    """
+    serving = probe(client, request.target, request.input_stream, request.bound.max_lag)
+    if request.force_reason is not None:
+        outcome = GateOutcome("forced", request.force_reason)
+    elif judge_gate is None:
+        outcome = GateOutcome("none", "no --policy given (or --force --reason TEXT)")
+    else:
+        outcome = judge_gate()
+    say(serving.describe())
+    say(f"gate {outcome.verdict}: {outcome.summary}")
+    code = 0 if outcome.verdict in ("pass", "forced") else 2 if outcome.verdict == "inconclusive" else 1
+    if serving.missing is not None:
+        code = 1
+    verdict = {0: "the cutover would go ahead", 1: "the cutover would be refused",
+               2: "the gate is inconclusive: the cutover would be refused until it can judge"}[code]
+    say(f"dry run: {verdict}; nothing was changed")
+    return code
+
+
+def _require_serving(client: redis.Redis, action: str, worker: str, stream: str, stopper: WorkerStopper,
+                     bound: ServingBound, who: str | None, say: Say) -> None:
+    problem = bring_up(client, worker, stream, stopper, bound, say)
+    if problem is not None:
+        audit.record(client, action, "refused", read_roles(client).epoch, who=who, worker=worker, detail=problem)
+        raise CutoverRefused(f"{action} refused: {problem}")
+
+
+def _switch(client: redis.Redis, action: str, target: str, window_s: float | None, stream: str,
+            who: str | None, say: Say) -> Roles:
+    before = read_roles(client)
+    roles = switch_primary(client, target, window_s, stream)
+    say(f"fence: epoch {before.epoch} -> {roles.epoch}; {before.primary or 'no one'} can no longer write "
+        f"production")
+    say(f"switch: {target} is primary; production watermark {before.watermark} -> {roles.watermark}")
+    audit.record(client, action, "switch", roles.epoch, who=who, primary=roles.primary, watermark=roles.watermark)
+    return roles
+
+
 def run_cutover(client: redis.Redis, request: CutoverRequest, stopper: WorkerStopper,
-                judge_gate: Callable[[], GateOutcome], after_step: StepHook = no_hook) -> Roles:
+                judge_gate: Callable[[], GateOutcome], after_step: StepHook = no_hook, say: Say = silent) -> Roles:
     progress = _Progress(client, "cutover", request.target, CUTOVER_STEPS, after_step)
     roles = read_roles(client)
     resuming = progress.resuming()
     if roles.primary == request.target and not resuming:
+        say(f"{request.target} is primary already (epoch {roles.epoch}): nothing to do")
         return roles  # already done, nothing half-way: a no-op
     if not resuming:
         progress.start()
     who = request.who
 
+    if not progress.done("switch"):
+        _require_serving(client, "cutover", request.target, request.input_stream, stopper, request.bound, who, say)
     if not progress.done("gate"):
-        outcome = judge_gate() if request.force_reason is None else GateOutcome("forced", request.force_reason)
-        if outcome.verdict not in ("pass", "forced"):
-            audit.record(client, "cutover", "refused", roles.epoch, who=who, gate=outcome.verdict,
-                         detail=outcome.summary)
-            raise CutoverRefused(f"gate {outcome.verdict}: {outcome.summary}; cutover refused "
-                                 f"(--force --reason TEXT overrides it, and is recorded)")
-        audit.record(client, "cutover", "gate", roles.epoch, who=who, gate=outcome.verdict,
-                     reason=request.force_reason, detail=outcome.summary)
-        progress.mark("gate", retiring=request.retiring, gate=outcome.verdict, started_at=str(int(time.time())))
+        _judge(client, request, judge_gate, roles, say)
+        progress.mark("gate", retiring=request.retiring, started_at=str(int(time.time())))
 
     if not progress.done("switch"):
-        roles = switch_primary(client, request.target, request.rollback_window_s, request.input_stream)
-        audit.record(client, "cutover", "switch", roles.epoch, who=who, primary=roles.primary,
-                     watermark=roles.watermark)
+        roles = _switch(client, "cutover", request.target, request.rollback_window_s, request.input_stream, who, say)
         progress.mark("switch", epoch=str(roles.epoch))
 
     if not progress.done("drain"):
-        request_drain(client, request.retiring)
-        stopper.stop(client, request.retiring, request.drain_timeout_s)
-        pending = _pending(client, request.retiring, request.input_stream)
-        audit.record(client, "cutover", "drain", read_roles(client).epoch, who=who, worker=request.retiring,
-                     pending=str(pending))
+        _drain(client, request, stopper, say)
         progress.mark("drain")
 
     roles = read_roles(client)
     audit.record(client, "cutover", "done", roles.epoch, who=who, primary=roles.primary,
                  rollback_until_ms=str(roles.rollback_until_ms))
+    say(f"rollback window: {request.retiring}'s group and state are kept until {when(roles.rollback_until_ms)} "
+        f"(`harness rollback` until then; `harness retire {request.retiring}` after)")
     progress.mark("done")
     return roles
 
 
-def run_rollback(client: redis.Redis, stopper: WorkerStopper, to: str = "legacy", force_reason: str | None = None,
-                 catch_up_s: float = 30.0, who: str | None = None,
-                 input_stream: str = keys.DEFAULT_INPUT_STREAM, after_step: StepHook = no_hook) -> Roles:
+def _judge(client: redis.Redis, request: CutoverRequest, judge_gate: Callable[[], GateOutcome], roles: Roles,
+           say: Say) -> None:
+    forced = request.force_reason is not None
+    outcome = GateOutcome("forced", request.force_reason or "") if forced else judge_gate()
+    say(f"gate skipped: forced ({outcome.summary})" if forced else f"gate {outcome.verdict}: {outcome.summary}")
+    if outcome.verdict not in ("pass", "forced"):
+        audit.record(client, "cutover", "refused", roles.epoch, who=request.who, gate=outcome.verdict,
+                     detail=outcome.summary)
+        raise CutoverRefused(f"gate {outcome.verdict}: {outcome.summary}; cutover refused "
+                             f"(--force --reason TEXT overrides it, and is recorded)")
+    audit.record(client, "cutover", "gate", roles.epoch, who=request.who, gate=outcome.verdict,
+                 reason=request.force_reason, detail=outcome.summary)
+
+
+def _drain(client: redis.Redis, request: CutoverRequest, stopper: WorkerStopper, say: Say) -> None:
+    retiring = request.retiring
+    stopper.record_launch(client, retiring)  # while it still runs: what a rollback's restart needs
+    request_drain(client, retiring)
+    say(f"draining {retiring}: {_pending(client, retiring, request.input_stream):,} entries left")
+    with Ticker(lambda: say(f"draining {retiring}: {_pending(client, retiring, request.input_stream):,} "
+                            f"entries left")):
+        stopper.stop(client, retiring, request.drain_timeout_s)
+    pending = _pending(client, retiring, request.input_stream)
+    say(f"drained: {retiring} stopped with {pending:,} entries left unacked")
+    audit.record(client, "cutover", "drain", read_roles(client).epoch, who=request.who, worker=retiring,
+                 pending=str(pending))
+
+
+def run_rollback(client: redis.Redis, stopper: WorkerStopper, request: RollbackRequest | None = None,
+                 after_step: StepHook = no_hook, say: Say = silent) -> Roles:
+    request = request or RollbackRequest()
+    to, who, stream = request.to, request.who, request.input_stream
     progress = _Progress(client, "rollback", to, ROLLBACK_STEPS, after_step)
     roles = read_roles(client)
     resuming = progress.resuming()
     if roles.primary == to and not resuming:
+        say(f"{to} is primary already (epoch {roles.epoch}): nothing to do")
         return roles
     if not resuming:
-        left_ms = _window_left_ms(client, roles)
-        if left_ms is not None and left_ms < 0 and force_reason is None:
-            raise CutoverRefused("the rollback window has closed; --force --reason TEXT overrides it")
-        if roles.previous != to and force_reason is None:
-            raise CutoverRefused(f"{to} was not the previous primary ({roles.previous or 'none'})")
-        audit.record(client, "rollback", "window", roles.epoch, who=who, reason=force_reason)
+        _check_rollback(client, roles, request, stopper)
+        audit.record(client, "rollback", "window", roles.epoch, who=who, reason=request.force_reason)
         progress.start()
         progress.mark("window")
 
     if not progress.done("start"):
-        clear_drain(client, to)
-        stopper.start(client, to)
-        lag = _wait_caught_up(client, to, catch_up_s, input_stream)
+        clear_drain(client, to)  # a drained process idling under its lease resumes at once
+        _require_serving(client, "rollback", to, stream, stopper, request.bound, who, say)
+        lag = _wait_caught_up(client, to, request.catch_up_s, stream, say)
         audit.record(client, "rollback", "start", read_roles(client).epoch, who=who, worker=to,
                      lag=str(lag), detail=None if lag is not None and lag <= CAUGHT_UP else
-                     f"not caught up after {catch_up_s:.0f}s: production results wait for it")
+                     f"not caught up after {request.catch_up_s:.0f}s: production results wait for it")
         progress.mark("start")
 
     if not progress.done("switch"):
-        roles = switch_primary(client, to, input_stream=input_stream)
-        audit.record(client, "rollback", "switch", roles.epoch, who=who, primary=roles.primary,
-                     watermark=roles.watermark)
+        if probe(client, to, stream, request.bound.max_lag).missing is not None:  # resumed, or it died meanwhile
+            _require_serving(client, "rollback", to, stream, stopper, request.bound, who, say)
+        roles = _switch(client, "rollback", to, None, stream, who, say)
         progress.mark("switch", epoch=str(roles.epoch))
 
     roles = read_roles(client)
     audit.record(client, "rollback", "done", roles.epoch, who=who, primary=roles.primary)
+    say(f"rollback done: {to} is primary again under epoch {roles.epoch}")
     progress.mark("done")
     return roles
 
 
-def retire(client: redis.Redis, worker: str, input_stream: str, force_reason: str | None = None,
-           who: str | None = None, after_step: StepHook = no_hook) -> int:
-    """Delete a retired worker's consumer group and the keys it owns, once its rollback window has closed.
-
-    Each step is idempotent, so a re-run after a crash completes it; the count is of this run.
-    """
-    try:
-        owned = keys.worker_state_keys(worker)
-    except ValueError as exc:
-        raise CutoverRefused(str(exc)) from None
-    roles = read_roles(client)
-    if roles.primary == worker:
-        raise CutoverRefused(f"{worker} is the primary; cut over to another worker first")
-    left_ms = _window_left_ms(client, roles)
-    if left_ms is not None and left_ms > 0 and force_reason is None:
-        raise CutoverRefused(f"the rollback window is open for {left_ms / 1000:.0f}s more; "
-                             f"--force --reason TEXT overrides")
-    removed = 0
-    with contextlib.suppress(redis.ResponseError):  # no such stream or group: already retired
-        removed += int(client.xgroup_destroy(input_stream, worker))
-    after_step("group")
-    removed += _delete_keys(client, owned)
-    after_step("state")
-    audit.record(client, "retire", "done", roles.epoch, who=who, worker=worker, reason=force_reason,
-                 removed=str(removed))
-    after_step("done")
-    return removed
+def _check_rollback(client: redis.Redis, roles: Roles, request: RollbackRequest, stopper: WorkerStopper) -> None:
+    """Refusals before anything is recorded: a retired target, a closed window, a stranger, nothing to start."""
+    to, forced = request.to, request.force_reason is not None
+    retired_ms = client.hget(keys.RETIRED_KEY, to)
+    if retired_ms is not None and int(retired_ms) > (roles.switched_at_ms or 0):
+        raise CutoverRefused(f"{to} was retired at {when(int(retired_ms))}: its consumer group and state are "
+                             f"gone, so there is nothing to roll back to (run it as a new shadow, then cut over)")
+    left_ms = window_left_ms(client, roles)
+    if left_ms is not None and left_ms < 0 and not forced:
+        raise CutoverRefused("the rollback window has closed; --force --reason TEXT overrides it")
+    if roles.previous != to and not forced:
+        raise CutoverRefused(f"{to} was not the previous primary ({roles.previous or 'none'})")
+    state = probe(client, to, request.input_stream, request.bound.max_lag)
+    if state.lag is None:
+        raise CutoverRefused(f"rollback refused: {state.missing}")
+    if state.holder is None and not stopper.can_start(client, to):
+        raise CutoverRefused(f"rollback refused: {state.missing} ({stopper.how_to_start(to)}); switching to it "
+                             f"would leave production unserved")
 
 
-def _delete_keys(client: redis.Redis, owned: keys.WorkerKeys) -> int:
-    removed = int(client.delete(*owned.exact))
-    for pattern in owned.patterns:
-        batch: list[bytes] = []
-        for key in client.scan_iter(match=pattern, count=1000):
-            batch.append(key)
-            if len(batch) >= DELETE_BATCH:
-                removed += int(client.delete(*batch))
-                batch.clear()
-        if batch:
-            removed += int(client.delete(*batch))
-    return removed
-
-
-def _window_left_ms(client: redis.Redis, roles: Roles) -> float | None:
+def window_left_ms(client: redis.Redis, roles: Roles) -> float | None:
     """Milliseconds left in the rollback window, on the Redis clock that set it (None: no window)."""
     if roles.rollback_until_ms is None:
         return None
@@ -245,11 +295,15 @@ def _pending(client: redis.Redis, group: str, stream: str) -> int:
         return 0
 
 
-def _wait_caught_up(client: redis.Redis, worker: str, timeout_s: float, stream: str) -> int | None:
-    """Wait for the worker's lag to fall to CAUGHT_UP; returns the last lag seen (None: no group)."""
+def _wait_caught_up(client: redis.Redis, worker: str, timeout_s: float, stream: str, say: Say) -> int | None:
+    """Wait for the worker's lag to fall to CAUGHT_UP, telling it each second; returns the last lag seen."""
     deadline = time.monotonic() + timeout_s
+    next_line = time.monotonic()
     while True:
         lag = group_lag(client, stream, worker, limit=CAUGHT_UP + 1)
         if (lag is not None and lag <= CAUGHT_UP) or time.monotonic() >= deadline:
             return lag
+        if time.monotonic() >= next_line:
+            say(f"catching up: {worker} is {lag if lag is not None else '?'} entries behind")
+            next_line += 1.0
         time.sleep(0.2)

@@ -1,12 +1,17 @@
-"""What `harness status` shows: roles, each consumer group's lag and state, the last audit entries."""
+"""What `harness status` shows: roles and the rollback window, each worker (lease, lag, log file), the
+comparator's summary, and the last audit entries."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import redis
 
+from harness.cutover import launch
 from harness.cutover.audit import recent
+from harness.cutover.plan import window_left_ms
+from harness.cutover.progress import when
 from harness.cutover.stoppers import heartbeat
 from harness.transport import keys
 from harness.transport.replies import text
@@ -23,7 +28,40 @@ def status(client: redis.Redis, input_stream: str = keys.DEFAULT_INPUT_STREAM) -
     for info in infos:
         name = text(info["name"])
         beat = heartbeat(client, name)
+        lease = client.get(keys.lease_key(name))
         groups[name] = {"lag": group_lag(client, input_stream, name), "pending": int(info["pending"]),
                         "state": beat.get("state", "unknown"), "model_version": beat.get("model_version"),
-                        "draining": drain_requested(client, name)}
-    return {"roles": vars(roles), "groups": groups, "audit": recent(client, 10)}
+                        "draining": drain_requested(client, name),
+                        "lease_holder": text(lease).partition(" ")[2] if lease is not None else None,
+                        "log": launch.log_file(client, name)}
+    return {"roles": vars(roles), "rollback": rollback_window(client), "groups": groups,
+            "comparator": comparator_summary(client), "audit": recent(client, 10)}
+
+
+def rollback_window(client: redis.Redis) -> dict[str, Any]:
+    """Whether a rollback is possible now: to whom, until when; a closed or retired window says so."""
+    roles = read_roles(client)
+    left_ms = window_left_ms(client, roles)
+    if roles.previous and client.hexists(keys.RETIRED_KEY, roles.previous):
+        retired = int(client.hget(keys.RETIRED_KEY, roles.previous) or 0)
+        if retired > (roles.switched_at_ms or 0):
+            return {"to": roles.previous, "open": False, "until_ms": None, "line": f"none ({roles.previous} retired)"}
+    if not roles.previous or left_ms is None:
+        return {"to": roles.previous or None, "open": False, "until_ms": None, "line": "none"}
+    if left_ms <= 0:
+        return {"to": roles.previous, "open": False, "until_ms": roles.rollback_until_ms,
+                "line": f"closed since {when(roles.rollback_until_ms)}"}
+    return {"to": roles.previous, "open": True, "until_ms": roles.rollback_until_ms,
+            "line": f"to {roles.previous} until {when(roles.rollback_until_ms)} ({left_ms / 1000:.0f}s left)"}
+
+
+def comparator_summary(client: redis.Redis) -> dict[str, Any] | None:
+    """The comparator's own small summary: when it last saved, how many pairs matched, how many are missing."""
+    raw = {text(k): text(v) for k, v in client.hgetall(keys.COMPARATOR_SUMMARY_KEY).items()}
+    if not raw:
+        return None
+    counts = json.loads(raw.get("counts", "{}"))
+    updated_ms = int(float(raw["updated_ms"])) if "updated_ms" in raw else None
+    missing = {name: value for name, value in counts.items() if name.startswith("missing")}
+    return {"updated_ms": updated_ms, "updated": when(updated_ms), "matched": counts.get("matched"),
+            "missing": missing}

@@ -1,4 +1,4 @@
-"""How a worker is stopped and started: `process` (pid from its heartbeat), `docker`, or `none`.
+"""How a worker is stopped and started: `process` (pid of its lease), `docker` (compose too), or `none`.
 
 Every backend first relies on the drain flag (the worker finishes its batch, acks and exits);
 the backend then makes sure the worker stays down, or brings it back on rollback.
@@ -13,9 +13,11 @@ import sys
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from pathlib import Path
 
 import redis
 
+from harness.cutover import launch
 from harness.errors import HarnessError
 from harness.transport import keys
 
@@ -28,24 +30,24 @@ def heartbeat(client: redis.Redis, worker: str) -> dict[str, str]:
     return {k.decode(): v.decode() for k, v in client.hgetall(keys.heartbeat_key(worker)).items()}
 
 
+def alive(client: redis.Redis, worker: str) -> bool:
+    """A live process holds the worker's lease (running, or idling drained): a second copy would be refused."""
+    return bool(client.exists(keys.lease_key(worker)))
+
+
 def wait_stopped(client: redis.Redis, worker: str, timeout_s: float) -> bool:
-    """True once the worker consumes no more: exited, or idling drained after a restart."""
+    """True once the worker consumes no more: exited (its lease is gone), or idling drained."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if heartbeat(client, worker).get("state", "stopped") in ("stopped", "drained"):
+        if not alive(client, worker) or heartbeat(client, worker).get("state") in ("stopped", "drained"):
             return True
         time.sleep(0.1)
     return False
 
 
-HEARTBEAT_FRESH_MS = 5_000  # a worker that has not beaten for this long is taken for dead
-
-
-def alive(client: redis.Redis, worker: str) -> bool:
-    """A worker process is up (running, or idling drained): starting another would split its input."""
-    beat = heartbeat(client, worker)
-    fresh = time.time() * 1000 - float(beat.get("last_seen_ms", 0)) < HEARTBEAT_FRESH_MS
-    return fresh and beat.get("state") in ("running", "drained")
+def default_log_dir() -> Path:
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "harness" / "logs"
 
 
 class WorkerStopper(ABC):
@@ -53,7 +55,19 @@ class WorkerStopper(ABC):
     def stop(self, client: redis.Redis, worker: str, timeout_s: float) -> None: ...
 
     @abstractmethod
-    def start(self, client: redis.Redis, worker: str) -> None: ...
+    def start(self, client: redis.Redis, worker: str) -> str | None:
+        """Start the worker; returns where it logs, when known."""
+
+    def can_start(self, client: redis.Redis, worker: str) -> bool:
+        """Whether `start` knows how to bring this worker up (a rollback is refused otherwise)."""
+        return False
+
+    def record_launch(self, client: redis.Redis, worker: str) -> None:
+        """Before a drain: remember what `start` will need later (the process backend's command line)."""
+        return None
+
+    def how_to_start(self, worker: str) -> str:
+        return f"start {worker} with your own tooling first"
 
 
 class NoStopper(WorkerStopper):
@@ -63,20 +77,31 @@ class NoStopper(WorkerStopper):
         if not wait_stopped(client, worker, timeout_s):
             raise StopperError(f"{worker} did not drain within {timeout_s:.0f}s (heartbeat still 'running')")
 
-    def start(self, client: redis.Redis, worker: str) -> None:
+    def start(self, client: redis.Redis, worker: str) -> str | None:
         """Nothing to do: the operator restarts the worker; the cleared drain flag lets it run."""
+        return None
 
 
 class ProcessStopper(WorkerStopper):
-    """Workers started by the harness on this host; found by the pid in their heartbeat."""
+    """Workers on this host, found by the pid of their lease; started again from --start-args or from the
+    command line a cutover recorded when it stopped them, with their output in a log file."""
 
-    def __init__(self, start_args: Sequence[str] = ()) -> None:
+    def __init__(self, start_args: Sequence[str] = (), redis_url: str | None = None,
+                 log_dir: Path | None = None) -> None:
         self._start_args = list(start_args)
+        self._redis_url = redis_url
+        self._log_dir = log_dir or default_log_dir()
+
+    def record_launch(self, client: redis.Redis, worker: str) -> None:
+        pid = launch.holder_pid(client, worker)
+        spec = launch.capture(pid) if pid is not None else None
+        if spec is not None:
+            launch.record(client, worker, spec)
 
     def stop(self, client: redis.Redis, worker: str, timeout_s: float) -> None:
         if wait_stopped(client, worker, timeout_s / 2):
             return
-        pid = int(heartbeat(client, worker).get("pid", 0))
+        pid = launch.holder_pid(client, worker)
         if pid:
             try:
                 os.kill(pid, signal.SIGTERM)  # finishes the batch in hand and acks it
@@ -87,11 +112,38 @@ class ProcessStopper(WorkerStopper):
         if not wait_stopped(client, worker, timeout_s / 2):
             raise StopperError(f"{worker} (pid {pid}) did not stop within {timeout_s:.0f}s")
 
-    def start(self, client: redis.Redis, worker: str) -> None:
-        if not self._start_args or alive(client, worker):
-            return
-        subprocess.Popen([sys.executable, "-m", "harness", *self._start_args], start_new_session=True,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    def can_start(self, client: redis.Redis, worker: str) -> bool:
+        return bool(self._start_args) or launch.load(client, worker) is not None
+
+    def how_to_start(self, worker: str) -> str:
+        return (f"no command line was recorded for {worker} (it was not stopped by a cutover on this host): "
+                f"give --start-args with the `harness worker` arguments that start it")
+
+    def start(self, client: redis.Redis, worker: str) -> str | None:
+        if alive(client, worker):
+            return launch.log_file(client, worker)
+        spec = launch.load(client, worker)
+        if self._start_args:
+            argv, cwd, env = [sys.executable, "-m", "harness", *self._start_args], os.getcwd(), {}
+        elif spec is not None:
+            argv, cwd, env = list(spec.argv), spec.cwd, dict(spec.env)
+        else:
+            raise StopperError(self.how_to_start(worker))
+        if self._redis_url:
+            env["HARNESS_REDIS_URL"] = self._redis_url  # in the environment: never in argv, never stored
+        log = self._open_log(worker)
+        with log.open("ab") as output:
+            subprocess.Popen(argv, cwd=cwd, env={**os.environ, **env}, start_new_session=True,
+                             stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        launch.record_log(client, worker, str(log))
+        return str(log)
+
+    def _open_log(self, worker: str) -> Path:
+        try:
+            self._log_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StopperError(f"cannot create the worker log folder {self._log_dir}: {exc.strerror}") from None
+        return self._log_dir / f"{worker}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.log"
 
 
 class DockerStopper(WorkerStopper):
@@ -125,14 +177,25 @@ class DockerStopper(WorkerStopper):
         for container in containers:
             container.stop(timeout=int(max(timeout_s / 2, 1)))  # type: ignore[attr-defined]
 
-    def start(self, client: redis.Redis, worker: str) -> None:
+    def can_start(self, client: redis.Redis, worker: str) -> bool:
+        return bool(self._containers(worker))
+
+    def how_to_start(self, worker: str) -> str:
+        where = f" in stack {self._stack}" if self._stack else ""
+        return f"no container labelled {self._label}={worker}{where} to start"
+
+    def start(self, client: redis.Redis, worker: str) -> str | None:
+        names = []
         for container in self._containers(worker):
             container.start()  # type: ignore[attr-defined]
+            names.append(str(container.name))  # type: ignore[attr-defined]
+        return ", ".join(f"docker logs {name}" for name in names) or None
 
 
-def make_stopper(kind: str, start_args: Sequence[str] = ()) -> WorkerStopper:
+def make_stopper(kind: str, start_args: Sequence[str] = (), redis_url: str | None = None,
+                 log_dir: Path | None = None) -> WorkerStopper:
     if kind == "process":
-        return ProcessStopper(start_args)
+        return ProcessStopper(start_args, redis_url, log_dir)
     if kind == "docker":
         return DockerStopper(stack=os.environ.get("HARNESS_STACK") or None)
     if kind == "none":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import pytest
 import redis
@@ -104,6 +106,12 @@ def shadow_pair(redis_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
     stop(candidate)
 
 
+def status_of(redis_url: str) -> dict[str, Any]:
+    shown = harness("status", "--redis-url", redis_url, "--json")
+    assert shown.returncode == 0, shown.stderr
+    return dict(json.loads(shown.stdout))
+
+
 def production_grows_by(client: redis.Redis, count: int) -> Callable[[], bool]:
     start = client.xlen(keys.PRODUCTION_STREAM)
     return lambda: bool(client.xlen(keys.PRODUCTION_STREAM) >= start + count)
@@ -126,10 +134,14 @@ def test_every_signal_gets_exactly_one_production_result_across_cutover_and_roll
 
             wait_for(production_grows_by(redis_client, 600), 60, "candidate feeding production", [candidate])
             # No catch-up: legacy becomes primary while behind, so production waits for it (nothing is lost).
+            # No --start-args: legacy starts again from the command line the cutover recorded.
             back = harness("rollback", "--redis-url", redis_url, "--stop-with", "process", "--catch-up", "0",
-                           "--start-args", f"worker legacy --redis-url {redis_url} --block-ms 100")
+                           "--worker-log-dir", str(tmp_path / "logs"))
             assert back.returncode == 0, back.stderr
             assert read_roles(redis_client).primary == "legacy"
+            assert "legacy is serving: lease held by" in back.stdout
+            started_log = status_of(redis_url)["groups"]["legacy"]["log"]
+            assert started_log is not None and Path(started_log).parent == tmp_path / "logs"
             assert flow.flowing, "the rollback must happen while signals are still flowing"
             wait_for(production_grows_by(redis_client, 300), 60, "legacy feeding production again", [candidate])
         wait_for_every_production_result(redis_client, candidate)
@@ -187,8 +199,9 @@ def test_dry_run_changes_nothing(redis_url: str, redis_client: redis.Redis, tmp_
     stop(candidate)  # heartbeats would otherwise change the state under the comparison
     before = dump_everything(redis_client)
     plan = harness("cutover", "--redis-url", redis_url, "--dry-run", "--policy", str(ROOT / "policies/default.toml"))
-    assert plan.returncode == 0, plan.stderr
+    assert plan.returncode == 1, "refused: the candidate no longer runs"
     assert "epoch 2" in plan.stdout and "nothing was changed" in plan.stdout
+    assert "candidate is not serving: candidate holds no lease" in plan.stdout
     assert dump_everything(redis_client) == before
 
 
@@ -257,8 +270,6 @@ def owned_keys(client: redis.Redis, worker: str) -> dict[str, list[bytes]]:
 def test_retire_waits_for_the_window_then_removes_legacy_group_and_state(
     redis_url: str, redis_client: redis.Redis, tmp_path: Path, shadow_pair: tuple[subprocess.Popen[bytes], ...]
 ) -> None:
-    import json
-
     harness("produce", "--redis-url", redis_url, "--count", "100")
     wait_for(lambda: redis_client.xlen(keys.results_stream("legacy")) >= 100
              and redis_client.xlen(keys.results_stream("candidate")) >= 100, 60, "both workers done")
@@ -270,8 +281,8 @@ def test_retire_waits_for_the_window_then_removes_legacy_group_and_state(
     assert cut.returncode == 0, cut.stderr
 
     early = harness("retire", "legacy", "--redis-url", redis_url)
-    assert early.returncode == 1 and "rollback window is open" in early.stderr
-    status = json.loads(harness("status", "--redis-url", redis_url, "--json").stdout)
+    assert early.returncode == 1 and "rollback window to legacy is open" in early.stderr
+    status = status_of(redis_url)
     assert status["roles"]["primary"] == "candidate" and status["roles"]["epoch"] == 2
     assert set(status["groups"]) == {"legacy", "candidate"}
     assert status["groups"]["legacy"]["draining"] is True
@@ -290,3 +301,45 @@ def test_retire_waits_for_the_window_then_removes_legacy_group_and_state(
         "the candidate's keys are untouched"
     assert redis_client.exists(keys.results_stream("legacy")), "legacy's results stay: the record of the run"
     assert redis_client.xrange(keys.AUDIT_STREAM)[-1][1][b"action"] == b"retire"
+
+
+def test_a_rollback_whose_target_is_not_running_is_refused_while_production_keeps_flowing(
+    redis_url: str, redis_client: redis.Redis, tmp_path: Path, shadow_pair: tuple[subprocess.Popen[bytes], ...]
+) -> None:
+    legacy, candidate = shadow_pair
+    with FlowingInput(redis_url) as flow:
+        wait_for(lambda: redis_client.xlen(keys.PRODUCTION_STREAM) > 300, 60, "legacy feeding production",
+                 [legacy, candidate])
+        # Your own tooling stops legacy (--stop-with none): no harness command line is recorded for it.
+        cut = harness("cutover", "--redis-url", redis_url, "--force", "--reason", "test", "--stop-with", "none")
+        assert cut.returncode == 0, cut.stderr
+        assert [line.split(":")[0] for line in cut.stdout.splitlines()][:4] == [
+            "candidate is serving", "gate skipped", "fence", "switch"]
+        assert legacy.wait(timeout=30) == 0, "legacy drains and exits"
+        wait_for(production_grows_by(redis_client, 300), 60, "candidate feeding production", [candidate])
+
+        before = redis_client.xlen(keys.PRODUCTION_STREAM)
+        refused = harness("rollback", "--redis-url", redis_url, "--stop-with", "process", "--catch-up", "0")
+        assert refused.returncode == 1
+        assert refused.stderr.strip().splitlines() == [
+            "Error: rollback refused: legacy holds no lease: no live legacy process runs (no command line was "
+            "recorded for legacy (it was not stopped by a cutover on this host): give --start-args with the "
+            "`harness worker` arguments that start it); switching to it would leave production unserved"]
+        assert (read_roles(redis_client).primary, read_roles(redis_client).epoch) == ("candidate", 2)
+        wait_for(lambda: redis_client.xlen(keys.PRODUCTION_STREAM) >= before + 300, 60,
+                 "candidate still feeding production after the refusal", [candidate])
+
+        # After `retire legacy` nothing can bring it back: refused even when forced.
+        redis_client.hset(keys.ROLES_KEY, "rollback_until_ms", int(server_time_ms(redis_client)) - 1)
+        assert harness("retire", "legacy", "--redis-url", redis_url).returncode == 0
+        assert "rollback: none (legacy retired)" in " ".join(harness("status", "--redis-url", redis_url).stdout.split())
+        forced = harness("rollback", "--redis-url", redis_url, "--force", "--reason", "test", "--stop-with", "process",
+                         "--start-args", f"worker legacy --redis-url {redis_url}")
+        assert forced.returncode == 1 and "legacy was retired" in forced.stderr
+        after = redis_client.xlen(keys.PRODUCTION_STREAM)
+        wait_for(lambda: redis_client.xlen(keys.PRODUCTION_STREAM) >= after + 300, 60,
+                 "candidate still feeding production after the second refusal", [candidate])
+        assert flow.flowing
+    wait_for_every_production_result(redis_client, candidate)
+    assert_exactly_one_production_result_per_signal(redis_client)
+    assert {fields[b"worker"] for _, fields in redis_client.xrange(keys.PRODUCTION_STREAM)} == {b"legacy", b"candidate"}

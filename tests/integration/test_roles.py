@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+from pathlib import Path
 
 import msgpack
 import pytest
@@ -47,18 +47,18 @@ def test_switch_refuses_when_the_new_primary_lacks_results_past_the_watermark(re
     assert redis_client.xlen(keys.PRODUCTION_STREAM) == 0
 
 
-def test_process_backend_never_starts_a_second_copy_of_a_live_worker(redis_url: str,
-                                                                     redis_client: redis.Redis) -> None:
+def test_process_backend_never_starts_a_second_copy_of_a_live_worker(redis_url: str, redis_client: redis.Redis,
+                                                                     tmp_path: Path) -> None:
     # The start command's only visible effect: one signal on the input stream.
-    stopper = ProcessStopper(["produce", "--redis-url", redis_url, "--count", "1"])
-    redis_client.hset(keys.heartbeat_key("legacy"),
-                      mapping={"state": "running", "last_seen_ms": int(time.time() * 1000)})
+    stopper = ProcessStopper(["produce", "--redis-url", redis_url, "--count", "1"], log_dir=tmp_path)
+    redis_client.set(keys.lease_key("legacy"), "1 otherhost 4242")  # a live legacy holds its lease
     before = child_pids()
     stopper.start(redis_client, "legacy")
     # start() spawns synchronously: had it started a copy, the child would exist now.
     assert child_pids() - before == set(), "a live worker was started again"
 
-    redis_client.hset(keys.heartbeat_key("legacy"), "last_seen_ms", int(time.time() * 1000) - 60_000)
-    stopper.start(redis_client, "legacy")  # its heartbeat is stale: it is gone, start it
+    redis_client.delete(keys.lease_key("legacy"))  # its lease is gone: nothing runs, start it
+    log = stopper.start(redis_client, "legacy")
     assert len(child_pids() - before) == 1, "exactly one process started"
     wait_for(lambda: redis_client.xlen(keys.DEFAULT_INPUT_STREAM) == 1, 30, "the started process")
+    assert log is not None and Path(log).parent == tmp_path, "its output goes to a log file"

@@ -9,15 +9,15 @@ import redis
 
 from harness.cutover.plan import (
     CUTOVER_STEPS,
-    RETIRE_STEPS,
     ROLLBACK_STEPS,
     CutoverRefused,
     CutoverRequest,
     GateOutcome,
-    retire,
+    RollbackRequest,
     run_cutover,
     run_rollback,
 )
+from harness.cutover.retire import RETIRE_STEPS, retire
 from harness.cutover.stoppers import WorkerStopper
 from harness.transport import keys
 from harness.transport.replies import server_time_ms
@@ -36,8 +36,14 @@ def crash_after(crash_step: str) -> Callable[[str], None]:
     return hook
 
 
+def hold_lease(client: redis.Redis, worker: str) -> None:
+    """What a live worker process keeps in Redis: its lease, '<token> <host> <pid>'."""
+    client.set(keys.lease_key(worker), "1 testhost 4242")
+
+
 class RecordingStopper(WorkerStopper):
-    """Stops and starts nothing; remembers what it was asked, and whether the drain flag was up by then."""
+    """Runs no process: a stop releases the worker's lease and a start takes it, as a real worker would;
+    remembers what it was asked, and whether the drain flag was up by then."""
 
     def __init__(self) -> None:
         self.stopped: list[str] = []
@@ -47,12 +53,19 @@ class RecordingStopper(WorkerStopper):
     def stop(self, client: redis.Redis, worker: str, timeout_s: float) -> None:
         self.drained_before_stop.append(drain_requested(client, worker))
         self.stopped.append(worker)
+        client.delete(keys.lease_key(worker))
 
-    def start(self, client: redis.Redis, worker: str) -> None:
+    def can_start(self, client: redis.Redis, worker: str) -> bool:
+        return True
+
+    def start(self, client: redis.Redis, worker: str) -> str | None:
         self.started.append(worker)
+        hold_lease(client, worker)
+        return None
 
 
 FORCED = CutoverRequest(force_reason="unit test")
+NO_CATCH_UP = RollbackRequest(catch_up_s=0)
 
 
 def never_judged() -> GateOutcome:
@@ -71,6 +84,7 @@ def legacy_primary(redis_client: redis.Redis) -> redis.Redis:
     for worker in ("legacy", "candidate"):
         redis_client.xgroup_create(keys.DEFAULT_INPUT_STREAM, worker, id="$", mkstream=True)
         redis_client.hset(keys.heartbeat_key(worker), "state", "running")
+        hold_lease(redis_client, worker)
     return redis_client
 
 
@@ -123,9 +137,9 @@ def test_a_rollback_rerun_after_a_crash_at_any_step_completes_it_once(after_cuto
                                                                       step: str) -> None:
     stopper = RecordingStopper()
     with pytest.raises(Crash):
-        run_rollback(after_cutover, stopper, catch_up_s=0, after_step=crash_after(step))
+        run_rollback(after_cutover, stopper, NO_CATCH_UP, after_step=crash_after(step))
 
-    roles = run_rollback(after_cutover, stopper, catch_up_s=0)
+    roles = run_rollback(after_cutover, stopper, NO_CATCH_UP)
 
     assert (roles.primary, roles.epoch) == ("legacy", 3)
     assert audit_steps(after_cutover, "rollback") == list(ROLLBACK_STEPS)
@@ -137,10 +151,11 @@ def test_a_rollback_after_the_window_is_refused_unless_forced(after_cutover: red
     after_cutover.hset(keys.ROLES_KEY, "rollback_until_ms", int(server_time_ms(after_cutover)) - 1)
     stopper = RecordingStopper()
     with pytest.raises(CutoverRefused, match="rollback window has closed"):
-        run_rollback(after_cutover, stopper, catch_up_s=0)
+        run_rollback(after_cutover, stopper, NO_CATCH_UP)
     assert read_roles(after_cutover).primary == "candidate" and stopper.started == []
 
-    assert run_rollback(after_cutover, stopper, force_reason="incident 42", catch_up_s=0).primary == "legacy"
+    forced = RollbackRequest(force_reason="incident 42", catch_up_s=0)
+    assert run_rollback(after_cutover, stopper, forced).primary == "legacy"
 
 
 def plant_worker_keys(client: redis.Redis, worker: str) -> None:
@@ -194,9 +209,9 @@ def test_retire_removes_and_counts_the_group_and_every_owned_key(window_closed: 
 
 def test_retire_refuses_while_the_window_is_open_or_the_worker_is_primary(after_cutover: redis.Redis) -> None:
     plant_worker_keys(after_cutover, "legacy")
-    with pytest.raises(CutoverRefused, match="rollback window is open"):
+    with pytest.raises(CutoverRefused, match="rollback window to legacy is open"):
         retire(after_cutover, "legacy", keys.DEFAULT_INPUT_STREAM)
-    with pytest.raises(CutoverRefused, match="candidate is the primary"):
+    with pytest.raises(CutoverRefused, match="cannot retire candidate: it is the primary"):
         retire(after_cutover, "candidate", keys.DEFAULT_INPUT_STREAM, force_reason="no")
     with pytest.raises(CutoverRefused, match="without ':'"):
         retire(after_cutover, "legacy:v2", keys.DEFAULT_INPUT_STREAM, force_reason="typo")
