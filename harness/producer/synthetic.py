@@ -24,6 +24,10 @@ KINDS = (
     "slow_drift",
     "negative_glitch",
 )
+# Kinds that differ only in waveform shape: a swell that builds up and snaps back, and its time
+# reversal (snaps up, decays). Their deviations hold the same values in reverse order, so mean,
+# std, min, max and mean |diff| are equal: only a shape-aware model tells them apart.
+SHAPE_KINDS = ("ramp_swell", "decay_swell")
 NORMAL_SHARE = 0.5  # the other kinds share the rest equally
 NOMINAL_VOLTS = 230.0
 CHUNK = 256  # signals drawn per generator state, so a longer run starts with the same signals
@@ -47,10 +51,15 @@ def generate_signals(
     samples: int = 1000,
     rate_hz: float = 1000.0,
     start_time: float = 1.7e9,
+    shape_share: float = 0.0,
 ) -> Iterator[SignalReceived]:
-    """`count` signals, the same ones for the same arguments; ids are f"sig-{seed}-{i:07d}"."""
-    if count < 0 or devices < 1 or samples < 1 or not rate_hz > 0:
-        raise ValueError("count >= 0, devices >= 1, samples >= 1 and rate_hz > 0 are required")
+    """`count` signals, the same ones for the same arguments; ids are f"sig-{seed}-{i:07d}".
+
+    `shape_share` of the signals (drawn from a generator of their own, so every other signal stays
+    as it is without them) become one of SHAPE_KINDS, half each.
+    """
+    if count < 0 or devices < 1 or samples < 1 or not rate_hz > 0 or not 0.0 <= shape_share <= 1.0:
+        raise ValueError("count >= 0, devices >= 1, samples >= 1, rate_hz > 0 and 0 <= shape_share <= 1 are required")
     fleet = _fleet(seed, devices)
     weights = np.array([NORMAL_SHARE] + [(1 - NORMAL_SHARE) / (len(KINDS) - 1)] * (len(KINDS) - 1))
     for first in range(0, count, CHUNK):
@@ -59,14 +68,19 @@ def generate_signals(
         owners = rng.integers(devices, size=CHUNK)
         kinds = rng.choice(len(KINDS), size=CHUNK, p=weights)
         offsets = rng.normal(0.0, 0.2, size=CHUNK)  # small signal-to-signal wander of the level
+        shape_rng = np.random.default_rng([seed, first // CHUNK, 2])
+        reshaped = shape_rng.random(CHUNK) < shape_share
         for j in range(min(CHUNK, count - first)):
             index = first + j
             device = fleet[owners[j]]
-            kind = KINDS[kinds[j]]
+            kind = SHAPE_KINDS[int(shape_rng.integers(2))] if reshaped[j] else KINDS[kinds[j]]
             level = np.float32(device.level + offsets[j])
             wave = noise[j] * np.float32(device.noise) + level
-            if kind != "normal":
-                _ANOMALIES[kind](wave, float(level), rng)
+            if KINDS[kinds[j]] != "normal":  # drawn even when replaced, so later signals stay the same
+                _ANOMALIES[KINDS[kinds[j]]](wave, float(level), rng)
+            if kind in SHAPE_KINDS:
+                wave = noise[j] * np.float32(device.noise) + level
+                _ramp(wave, shape_rng, rising=kind == SHAPE_KINDS[0])
             yield SignalReceived(
                 signal_id=f"sig-{seed}-{index:07d}",
                 meta=SignalMeta(device.device_id, "v", device.tags, kind),
@@ -134,6 +148,18 @@ def _negative_glitch(wave: Wave, level: float, rng: np.random.Generator) -> None
     """A few samples read below 0 V, as from a faulty sensor or a wiring fault."""
     where = rng.choice(len(wave), size=min(len(wave), int(rng.integers(1, 9))), replace=False)
     wave[where] = -rng.uniform(5.0, 120.0, size=len(where)).astype(np.float32)
+
+
+def _ramp(wave: Wave, rng: np.random.Generator, rising: bool) -> None:
+    """A swell of 20-60 V over 20-30% of the signal, rising linearly then snapping back, or reversed.
+
+    It starts at 18-22% of the signal, as in a capture triggered by the event (a pre-trigger window).
+    """
+    length = len(wave)
+    start = int(length * rng.uniform(0.18, 0.22))
+    where = slice(start, min(length, start + max(1, int(length * rng.uniform(0.2, 0.3)))))
+    burst = np.linspace(0.0, rng.uniform(20.0, 60.0), where.stop - where.start, dtype=np.float32)
+    wave[where] += burst if rising else burst[::-1]
 
 
 _ANOMALIES: dict[str, Callable[[Wave, float, np.random.Generator], None]] = {

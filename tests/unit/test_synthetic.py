@@ -5,8 +5,19 @@ from __future__ import annotations
 from collections import Counter
 
 import numpy as np
+from sklearn.metrics import adjusted_rand_score
 
-from harness.producer.synthetic import KINDS, generate_signals
+from harness.backtest import InProcessWorker
+from harness.producer.synthetic import KINDS, SHAPE_KINDS, _ramp, generate_signals
+from workers.legacy.algorithm import profile as legacy_profile
+
+SHAPE_CANDIDATE = {  # the demo's shape candidate (docs/algorithm.md)
+    "HARNESS_CANDIDATE_FEATURES": "shape",
+    "HARNESS_CANDIDATE_CLUSTER_SCOPE": "shared",
+    "HARNESS_CANDIDATE_SIMILARITY_SCALE": "1",
+    "HARNESS_CANDIDATE_SIMILARITY_THRESHOLD": "0.4",
+    "HARNESS_CANDIDATE_AMPLITUDE_WEIGHT": "0.3",
+}
 
 
 def test_the_same_seed_gives_the_same_signals_and_another_seed_other_ones() -> None:
@@ -47,3 +58,35 @@ def test_normal_signals_sit_near_their_devices_nominal_level() -> None:
 def test_only_negative_glitches_go_below_zero_volts() -> None:
     below = {s.meta.true_kind for s in generate_signals(3000, seed=6) if (s.samples < 0).any()}
     assert below == {"negative_glitch"}
+
+
+def test_shape_kinds_replace_a_share_of_the_signals_and_leave_every_other_one_as_it_was() -> None:
+    plain, shaped = list(generate_signals(1000, 5)), list(generate_signals(1000, 5, shape_share=0.1))
+    replaced = [s.meta.true_kind in SHAPE_KINDS for s in shaped]
+    assert 60 < sum(replaced) < 140 and {s.meta.true_kind for s in shaped} >= set(SHAPE_KINDS)
+    assert all(np.array_equal(a.samples, b.samples) and a.meta == b.meta
+               for a, b, r in zip(plain, shaped, replaced, strict=True) if not r)
+    assert not any(s.meta.true_kind in SHAPE_KINDS for s in plain)
+
+
+def test_the_two_shape_kinds_have_equal_summary_statistics() -> None:
+    for seed in range(20):
+        rising, falling = np.zeros(1000, dtype=np.float32), np.zeros(1000, dtype=np.float32)
+        _ramp(rising, np.random.default_rng(seed), rising=True)
+        _ramp(falling, np.random.default_rng(seed), rising=False)
+        assert not np.array_equal(rising, falling)
+        one, other = legacy_profile(rising.astype(np.float64)), legacy_profile(falling.astype(np.float64))
+        assert np.allclose(one, other, rtol=1e-12, atol=1e-9)  # the same values in reverse order
+
+
+def test_only_a_shape_aware_candidate_tells_the_shape_kinds_apart() -> None:
+    signals = list(generate_signals(1500, 1, shape_share=0.1))
+    shaped = [i for i, s in enumerate(signals) if s.meta.true_kind in SHAPE_KINDS]
+    truth = [signals[i].meta.true_kind for i in shaped]
+
+    def shape_kind_ari(spec: str, env: dict[str, str]) -> float:
+        results = InProcessWorker.load(spec, env).run(signals)
+        return float(adjusted_rand_score(truth, [results[i].label or results[i].outcome for i in shaped]))
+
+    assert shape_kind_ari("legacy", {}) < 0.05
+    assert shape_kind_ari("candidate", SHAPE_CANDIDATE) > 0.6
