@@ -27,6 +27,16 @@ candidate_env = options.option(
     metavar="KEY=VALUE", callback=options.env_over_process, help="Environment of the backtest candidate, over this "
     "process's (repeatable), e.g. HARNESS_CANDIDATE_CENTROID=mean.",
 )
+control_spec = click.option(  # click's own: two variables, the old name still read (options.option takes one)
+    "--control", "--legacy", "control", envvar=["HARNESS_BACKTEST_CONTROL", "HARNESS_BACKTEST_LEGACY"],
+    show_envvar=True, show_default=True, default="legacy",
+    help="Control for a backtest, reported as the 'legacy' side: 'legacy', 'candidate', MODULE:FACTORY, or "
+         "'none' to score the candidate alone against the true kinds (--legacy: the old name).",
+)
+control_env = options.option(
+    "--control-env", "control_env", envvar="HARNESS_BACKTEST_CONTROL_ENV", multiple=True, metavar="KEY=VALUE",
+    callback=options.env_over_process, help="Environment of the backtest control, over this process's (repeatable).",
+)
 batch_size = options.option(
     "--batch-size", envvar="HARNESS_BACKTEST_BATCH_SIZE", default=500, type=click.IntRange(1),
     help="Signals per batch in a backtest, as the worker runtime reads them.",
@@ -41,10 +51,12 @@ path_type = click.Path(dir_okay=False, path_type=Path)
 @options.option("--report", "report_path", envvar="HARNESS_GATE_REPORT", default=None, type=path_type,
                 help="Judge a saved harness.report/1 JSON file instead of the live comparison in Redis.")
 @options.option("--backtest", "backtest_path", envvar="HARNESS_GATE_BACKTEST", default=None, type=path_type,
-                help="Judge a backtest of this signal file (.parquet, .csv, .jsonl): legacy vs candidate "
-                     "in-process.")
+                help="Judge a backtest of this signal file (.parquet, .csv, .jsonl): the control (legacy) vs "
+                     "the candidate in-process.")
 @candidate_spec
 @candidate_env
+@control_spec
+@control_env
 @batch_size
 @options.option("--junit", "junit_path", envvar="HARNESS_GATE_JUNIT", default=None, type=options.output_file,
                 help="Also write JUnit XML: one testcase per rule.")
@@ -54,8 +66,8 @@ path_type = click.Path(dir_okay=False, path_type=Path)
                 help="Print the verdict as JSON (harness.gate/1) instead of text.")
 def gate_command(
     policy: Path | None, redis: options.RedisTarget, report_path: Path | None, backtest_path: Path | None,
-    candidate: str, candidate_env: dict[str, str], batch_size: int, junit_path: Path | None,
-    markdown_path: Path | None, as_json: bool,
+    candidate: str, candidate_env: dict[str, str], control: str, control_env: dict[str, str], batch_size: int,
+    junit_path: Path | None, markdown_path: Path | None, as_json: bool,
 ) -> None:
     """Judge legacy vs candidate against a policy: the live comparison in Redis (default), a saved
     report, or a backtest.
@@ -74,7 +86,8 @@ def gate_command(
     if report_path is not None and backtest_path is not None:
         raise click.ClickException("give --report FILE or --backtest FILE, not both")
     loaded_policy = load_policy(policy)
-    backtest = None if backtest_path is None else BacktestSpec(backtest_path, candidate, candidate_env, batch_size)
+    backtest = None if backtest_path is None else BacktestSpec(
+        backtest_path, candidate, candidate_env, batch_size, control=control, control_env=control_env)
     with _progress(backtest_path) as on_batch:
         loaded = load_report(report_path, backtest, LiveSpec(redis.client, str(redis)), on_batch)
     if loaded.backtest is not None:
@@ -93,9 +106,11 @@ def gate_command(
 
 
 def _echo_backtest(result: BacktestResult, *, split: bool = True) -> None:
-    sides = (f"; legacy {result.legacy_seconds:.1f} s, candidate {result.candidate_seconds:.1f} s" if split
-             else "")
-    click.echo(f"backtest: {result.signals:,} signals through both workers in {result.seconds:.1f} s "
+    alone = result.report["sides"]["control"] is None
+    sides = (f"; control {result.legacy_seconds:.1f} s, candidate {result.candidate_seconds:.1f} s"
+             if split and not alone else "")
+    workers = "the candidate alone" if alone else "both workers"
+    click.echo(f"backtest: {result.signals:,} signals through {workers} in {result.seconds:.1f} s "
                f"({result.signals_per_s:,.0f} signals/s{sides})", err=True)
 
 
@@ -122,21 +137,32 @@ def _progress(path: Path | None) -> Iterator[Callable[[int], None] | None]:
                 help="Recorded signals (.parquet, .csv, .jsonl), e.g. from `harness record`.")
 @candidate_spec
 @candidate_env
-@options.option("--legacy", "legacy", envvar="HARNESS_BACKTEST_LEGACY", default="legacy",
-                help="The incumbent: 'legacy' or MODULE:FACTORY.")
+@control_spec
+@control_env
+@options.option("--alone", envvar="HARNESS_BACKTEST_ALONE", is_flag=True, default=False,
+                help="No control: score the candidate alone against the true kinds (as --control none).")
 @batch_size
 @options.option("--report-json", "report_json", envvar="HARNESS_BACKTEST_REPORT_JSON", default=None,
                 type=options.output_file, help="Write the harness.report/1 JSON here (for `harness gate --report`).")
-def backtest_command(signals_path: Path, candidate: str, candidate_env: dict[str, str], legacy: str,
-                     batch_size: int, report_json: Path | None) -> None:
-    """Run legacy and a candidate in-process on a signal file (no Redis) and print the comparison."""
+@options.option("--pairs", "pairs_path", envvar="HARNESS_BACKTEST_PAIRS", default=None, type=options.table_output,
+                help="Write every signal's labels on each side and its true kind here (.parquet or .csv).")
+def backtest_command(signals_path: Path, candidate: str, candidate_env: dict[str, str], control: str,
+                     control_env: dict[str, str], alone: bool, batch_size: int, report_json: Path | None,
+                     pairs_path: Path | None) -> None:
+    """Run a control (legacy by default) and a candidate in-process on a signal file (no Redis) and print the
+    comparison; the control is reported as the 'legacy' side. With --alone, score the candidate alone."""
     from rich.console import Console
 
+    from harness.backtest import NO_CONTROL
     from harness.report.render import render_terminal
     from harness.report.source import BacktestSpec, run_backtest
 
+    if alone and control not in ("legacy", NO_CONTROL):
+        raise click.UsageError(f"give --alone or --control {control}, not both")
+    spec = BacktestSpec(signals_path, candidate, candidate_env, batch_size, control=NO_CONTROL if alone else control,
+                        control_env=control_env, pairs=pairs_path)
     with _progress(signals_path) as on_batch:
-        result = run_backtest(BacktestSpec(signals_path, candidate, candidate_env, batch_size, legacy), on_batch)
+        result = run_backtest(spec, on_batch)
     if report_json is not None:
         report_json.write_text(json.dumps(result.report, indent=2) + "\n", encoding="utf-8")
     render_terminal(result.report, Console(width=110))

@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from harness.comparator import agreement
 from harness.comparator.agreement import CODE_BITS, SparseCounts, Table, cell_keys
 from harness.comparator.join import Slot
+from harness.comparator.truth import TruthStats
 
 Ints = npt.NDArray[np.int64]
 
@@ -60,12 +60,11 @@ class PairWindow:
 class PairStats:
     """Streaming statistics over the pairs (left result, right result) of signals seen on both sides."""
 
-    def __init__(self, window: int) -> None:
+    def __init__(self, window: int, truth: TruthStats | None = None) -> None:
         self.matched = 0
         self.table = SparseCounts()  # (left label, right label) -> pairs; both sides clustered
         self.by_device = SparseCounts()  # (device, cell of self.table) -> pairs
-        self.truth_left = SparseCounts()  # (true kind, left label) -> pairs
-        self.truth_right = SparseCounts()  # (true kind, right label) -> pairs
+        self.truth = truth  # every outcome of labelled signals, not only the pairs both sides clustered
         self.window = PairWindow(window)
         self.outcomes = np.zeros((3, 3), dtype=np.int64)  # left outcome × right outcome
         self.error_types: dict[int, list[int]] = {}  # error type code -> [only left, only right, both]
@@ -77,6 +76,8 @@ class PairStats:
         right = np.array(right_slots, dtype=np.int64).reshape(-1, 5)
         self.matched += left.shape[0]
         self.outcomes += np.bincount(left[:, OUTCOME] * 3 + right[:, OUTCOME], minlength=9).reshape(3, 3)
+        if self.truth is not None:
+            self.truth.add(left, right)
         failed = (left[:, OUTCOME] == ERROR) | (right[:, OUTCOME] == ERROR)
         if failed.any():
             self._count_error_types(left[failed], right[failed])
@@ -90,11 +91,6 @@ class PairStats:
         device = np.where(left[:, DEVICE] >= 0, left[:, DEVICE], right[:, DEVICE])
         known = device >= 0
         self.by_device.add(cell_keys(device[known], cells[known]))
-        kind = np.where(left[:, KIND] >= 0, left[:, KIND], right[:, KIND])
-        labelled = kind >= 0
-        if labelled.any():
-            self.truth_left.add(cell_keys(kind[labelled], left_labels[labelled]))
-            self.truth_right.add(cell_keys(kind[labelled], right_labels[labelled]))
 
     def _count_error_types(self, left: Ints, right: Ints) -> None:
         for left_outcome, left_type, right_outcome, right_type in zip(
@@ -154,14 +150,6 @@ class PairStats:
             "both_unclustered": int(grid[UNCLUSTERED, UNCLUSTERED]),
         }
 
-    def truth_section(self) -> dict[str, Any] | None:
-        if len(self.truth_left) == 0:
-            return None
-        left = Table.from_keys(self.truth_left.keys, self.truth_left.counts)
-        right = Table.from_keys(self.truth_right.keys, self.truth_right.counts)
-        return {"pairs": left.n, "legacy_ari": agreement.ari(left), "candidate_ari": agreement.ari(right),
-                "legacy_nmi": agreement.nmi(left), "candidate_nmi": agreement.nmi(right)}
-
     # --- persistence ----------------------------------------------------------------------------
 
     def to_wire(self) -> dict[str, Any]:
@@ -169,8 +157,7 @@ class PairStats:
             "matched": self.matched,
             "table": self.table.to_wire(),
             "by_device": self.by_device.to_wire(),
-            "truth_left": self.truth_left.to_wire(),
-            "truth_right": self.truth_right.to_wire(),
+            "truth": self.truth.to_wire() if self.truth is not None else None,
             "window": self.window.to_wire(),
             "window_size": self.window.size,
             "outcomes": self.outcomes.ravel().tolist(),
@@ -178,13 +165,16 @@ class PairStats:
         }
 
     @classmethod
-    def from_wire(cls, raw: dict[str, Any]) -> PairStats:
+    def from_wire(cls, raw: dict[str, Any], *, truth: TruthStats | None = None) -> PairStats:
+        """`truth`: a fresh TruthStats for the primary pair, used when the saved state has none."""
         stats = cls(int(raw["window_size"]))
         stats.matched = int(raw["matched"])
         stats.table = SparseCounts.from_wire(raw["table"])
         stats.by_device = SparseCounts.from_wire(raw["by_device"])
-        stats.truth_left = SparseCounts.from_wire(raw["truth_left"])
-        stats.truth_right = SparseCounts.from_wire(raw["truth_right"])
+        if truth is not None:
+            # A state saved before every outcome counted has no "truth": its truth restarts rather than
+            # mix clustered-only counts with the rest.
+            stats.truth = TruthStats.from_wire(raw["truth"]) if raw.get("truth") else truth
         stats.window.restore(raw["window"])
         stats.outcomes = np.asarray(raw["outcomes"], dtype=np.int64).reshape(3, 3)
         stats.error_types = {int(row[0]): [int(v) for v in row[1:]] for row in raw["error_types"]}

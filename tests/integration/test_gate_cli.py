@@ -7,6 +7,7 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import redis
 from click.testing import CliRunner, Result
@@ -23,8 +24,11 @@ from tests.support.processes import start_harness
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICY = ROOT / "policies" / "default.toml"
+TRUTH_POLICY = ROOT / "policies" / "truth.toml"
 THRESHOLD_CASES = 10
-ALL_RULES = 1 + len(RULES) + THRESHOLD_CASES  # matched_pairs, every policy rule, one per threshold case
+DEFAULT_RULES = [name for name in RULES if not name.startswith("truth_")]  # the default policy has no truth rules
+ALL_RULES = 1 + len(DEFAULT_RULES) + THRESHOLD_CASES  # matched_pairs, every policy rule, one per threshold case
+ORACLE = "tests.support.algorithms:oracle"  # labels by the true kind: better than legacy, and unlike it
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +38,8 @@ def signals_5k(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def gate(*args: str) -> Result:
-    return CliRunner().invoke(cli, ["gate", "--policy", str(POLICY), *args])
+def gate(*args: str, policy: Path = POLICY) -> Result:
+    return CliRunner().invoke(cli, ["gate", "--policy", str(policy), *args])
 
 
 def failed_rules(output: str) -> set[str]:
@@ -52,7 +56,7 @@ def test_default_candidate_passes_the_default_policy_on_a_5000_signal_backtest(
     assert f"gate PASS: {ALL_RULES} rules at 95% confidence" in result.output
     cases = ET.parse(junit).getroot().findall("./testsuite/testcase")
     assert len(cases) == ALL_RULES
-    assert {case.get("name") for case in cases} >= {"matched_pairs", *RULES, "threshold:negative-glitches"}
+    assert {case.get("name") for case in cases} >= {"matched_pairs", *DEFAULT_RULES, "threshold:negative-glitches"}
     assert all(case.find("failure") is None for case in cases)
     assert markdown.read_text().startswith("## Gate: PASS")
 
@@ -80,6 +84,33 @@ def test_a_candidate_raising_on_negative_voltages_fails_on_errors_naming_the_rul
     assert {"candidate_error_rate", "error_increase"} <= failures
 
 
+def test_a_candidate_better_on_the_truth_fails_the_agreement_policy_but_passes_the_truth_policy(
+        signals_5k: Path) -> None:
+    on_agreement = gate("--backtest", str(signals_5k), "--candidate", ORACLE)
+    assert on_agreement.exit_code == 1, on_agreement.output
+    assert {"ari", "nmi", "matched_accuracy", "anomalies_ari"} <= failed_rules(on_agreement.output)
+    on_truth = gate("--backtest", str(signals_5k), "--candidate", ORACLE, policy=TRUTH_POLICY)
+    assert on_truth.exit_code == 0, on_truth.output
+    assert "  truth_ari 1.000 >= min 0.500 (candidate vs the true kind over 5,000 labelled signals): PASS" in (
+        on_truth.output)
+    line = next(line for line in on_truth.output.splitlines() if line.startswith("  truth_vs_control "))
+    assert line.startswith("  truth_vs_control candidate 1.000 vs control 0.") and line.endswith(">= -0.020: PASS")
+    assert "gate PASS: 7 rules at 95% confidence" in on_truth.output
+
+
+def test_a_candidate_worse_on_the_truth_fails_the_truth_policy(signals_5k: Path) -> None:
+    result = gate("--backtest", str(signals_5k), "--candidate", "tests.support.algorithms:by_device",
+                  policy=TRUTH_POLICY)
+    assert result.exit_code == 1, result.output
+    assert failed_rules(result.output) == {"truth_ari", "truth_vs_control"}
+
+
+def test_the_gates_backtest_takes_any_control_with_its_own_environment(signals_5k: Path) -> None:
+    result = gate("--backtest", str(signals_5k), "--control", ORACLE, "--candidate", ORACLE, policy=TRUTH_POLICY)
+    assert result.exit_code == 0, result.output
+    assert "truth_vs_control candidate 1.000 vs control 1.000 (+0.000)" in result.output
+
+
 def test_too_few_pairs_is_inconclusive_with_exit_code_2(tmp_path: Path) -> None:
     path = tmp_path / "few.jsonl"
     write_signals(path, generate_signals(200, seed=3, samples=200))
@@ -99,6 +130,37 @@ def test_a_saved_report_can_be_judged(tmp_path: Path) -> None:
     result = gate("--report", str(report), "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["source"] == f"report {report}"
+
+
+def test_backtest_runs_any_two_workers_and_writes_the_pairs(tmp_path: Path) -> None:
+    path, report, pairs = tmp_path / "signals.jsonl", tmp_path / "report.json", tmp_path / "pairs.parquet"
+    write_signals(path, generate_signals(300, seed=4, samples=200))
+    result = CliRunner().invoke(cli, [
+        "backtest", "--signals", str(path), "--control", "candidate", "--control-env",
+        "HARNESS_CANDIDATE_CENTROID=mean", "--candidate", ORACLE, "--report-json", str(report), "--pairs", str(pairs)])
+    assert result.exit_code == 0, result.output
+    document = json.loads(report.read_text())
+    assert document["sides"] == {"control": "candidate", "candidate": ORACLE}
+    assert document["agreement"]["truth"]["candidate_ari"] == 1.0
+    table = pd.read_parquet(pairs)
+    assert len(table) == 300 and (table["candidate_label"] == "kind:" + table["true_kind"]).all()
+    assert table["legacy_label"].notna().any()
+
+
+def test_backtest_scores_one_worker_alone_and_still_takes_the_old_legacy_option(tmp_path: Path) -> None:
+    path, report = tmp_path / "signals.jsonl", tmp_path / "report.json"
+    write_signals(path, generate_signals(300, seed=4, samples=200))
+    alone = CliRunner().invoke(cli, ["backtest", "--signals", str(path), "--alone", "--report-json", str(report)])
+    assert alone.exit_code == 0, alone.output
+    assert "backtest: 300 signals through the candidate alone" in alone.stderr
+    truth = json.loads(report.read_text())["agreement"]["truth"]
+    assert truth["legacy_ari"] is None and truth["candidate_ari"] is not None
+    old = CliRunner().invoke(cli, ["backtest", "--signals", str(path), "--legacy", "candidate", "--report-json",
+                                   str(report)])
+    assert old.exit_code == 0, old.output
+    assert json.loads(report.read_text())["sides"]["control"] == "candidate"
+    both = CliRunner().invoke(cli, ["backtest", "--signals", str(path), "--alone", "--control", "candidate"])
+    assert both.exit_code == 2 and "give --alone or --control candidate, not both" in both.output
 
 
 @pytest.mark.parametrize(("content", "message"), [

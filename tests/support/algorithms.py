@@ -85,3 +85,9 @@ class OnlineLearner:
 
 def online_learner(context: WorkerContext) -> OnlineLearner:
     return OnlineLearner(context.env.get("HARNESS_TEST_LEARNER_VERSION", "online-learner-1"))
+
+
+def oracle(context: WorkerContext) -> Callable[[SignalReceived], str | None]:
+    """Labels each signal by its true kind: the best possible candidate on the truth (a real worker must
+    never read `meta.kind`), and one that disagrees with legacy's per-device clusters."""
+    return lambda signal: f"kind:{signal.meta.true_kind}"

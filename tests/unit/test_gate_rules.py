@@ -32,7 +32,8 @@ def comparison(
     state = ComparatorState(timeout_ms=1_000)
     legacy, candidate = [], []
     for i in range(n):
-        base = {"v": 1, "id": f"s{i}", "entered_ms": 0.0, "device": f"d{i % devices}", "proc_ms": 1.0}
+        base = {"v": 1, "id": f"s{i}", "entered_ms": 0.0, "device": f"d{i % devices}", "proc_ms": 1.0,
+                "kind": f"k{i % 5}"}
         legacy_outcome = "error" if i < legacy_errors else "clustered"
         legacy.append({**base, "outcome": legacy_outcome, "label": f"L{i % 5}", "err_type": "E",
                        "published_ms": legacy_ms * float(rng.uniform(0.8, 1.2))})
