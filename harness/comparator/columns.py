@@ -81,7 +81,9 @@ def _rows_to_columns(rows: Sequence[list[Any]], codes: Codes) -> Columns:
                    for code, error in zip(outcomes, error_types, strict=True)]
     return Columns(
         ids, list(zip(outcomes, label_codes, device_codes, kind_codes, error_codes, strict=True)), outcomes,
-        (times[0] - times[1]).tolist(), times[2].tolist(), [input_position(entry) for entry in entries])
+        # Never negative: published and entered come from two hosts' clocks (see the slow path too).
+        np.maximum(times[0] - times[1], 0.0).tolist(), times[2].tolist(),
+        [input_position(entry) for entry in entries])
 
 
 def _records_to_columns(records: Sequence[Mapping[str, Any] | list[Any]], codes: Codes) -> Columns:
@@ -103,7 +105,7 @@ def _records_to_columns(records: Sequence[Mapping[str, Any] | list[Any]], codes:
                     label, device, kind = record.get("label"), record.get("device"), record.get("kind")
                 error_type, entry_id = record.get("err_type"), record.get("entry")
             outcome = OUTCOME_CODES[outcome_name]
-            latency = published - entered + 0.0
+            latency = max(published - entered + 0.0, 0.0)
             proc += 0.0
             if type(sid) is not str:
                 raise TypeError(sid)

@@ -24,6 +24,7 @@ from tenacity import Retrying, retry_if_exception_type, wait_random_exponential
 from harness.comparator.lag import LagMeter
 from harness.comparator.state import ComparatorState
 from harness.comparator.tap import TapMapping
+from harness.report.headline import headline
 from harness.transport import keys
 from harness.transport.errors import TransportError
 from harness.transport.redis_errors import PIPELINE_ECHO, translated
@@ -121,11 +122,23 @@ def live_report(client: redis.Redis) -> dict[str, Any] | None:
     if lag is not None and "progress" in report:
         for side, figures in json.loads(lag).items():
             report["progress"]["sides"].setdefault(side, {}).update(figures)
+    report["headline"] = headline(report)  # again: production and lag figures came in after it was made
     return report
 
 
+class ComparatorObserver:
+    """What the service tells an observer such as harness.metrics; every hook is a no-op here."""
+
+    def restored(self, counts: Mapping[str, Any]) -> None:
+        """The counts of the checkpoint the service starts from, before anything new is read."""
+
+    def checkpointed(self, report: Mapping[str, Any], lag: Mapping[str, Mapping[str, Any]], at_s: float) -> None:
+        """A checkpoint landed: the state's report, LagMeter's figures per side, its time (store clock, s)."""
+
+
 class ComparatorService:
-    def __init__(self, client: redis.Redis, settings: ComparatorSettings) -> None:
+    def __init__(self, client: redis.Redis, settings: ComparatorSettings,
+                 observer: ComparatorObserver | None = None) -> None:
         self._client = client
         # A second connection whose stream replies skip redis-py's per-entry dict building.
         self._reader = redis.Redis(connection_pool=client.connection_pool)
@@ -137,6 +150,9 @@ class ComparatorService:
         self.state = load_state(client, settings)
         self._lag = LagMeter(client, settings, lambda: self.state)
         self._progress_log = ProgressLog()
+        self._observer = observer or ComparatorObserver()
+        if observer is not None:  # the report costs a little: only when someone watches
+            self._observer.restored(self.state.report()["counts"])
 
     def request_stop(self, *_: object) -> None:
         self._stopping = True
@@ -289,15 +305,23 @@ class ComparatorService:
         pipe.hset(self._cursor_key, mapping=self._cursors)
         for stream, cursor in self._cursors.items():
             pipe.hset(keys.reader_cursors_key(stream), self._settings.group, cursor)
-        summary = self.summary()
+        report, lag, updated_ms = self._measure()
+        summary = _summary(report, lag, updated_ms)
         pipe.hset(SUMMARY_KEY, mapping=summary)
         pipe.execute()
+        self._observer.checkpointed(report, lag, updated_ms / 1000.0)
         self._progress_log.checkpointed(summary, self.state.progress(), self._cursors)
 
     def summary(self) -> dict[str, str]:
-        report = self.state.report(produced_count(self._client))
-        return {"counts": json.dumps(report["counts"]), "ari": json.dumps(report["agreement"]["ari"]),
-                "updated_ms": str(server_time_ms(self._client)), "lag": json.dumps(self._lag.measure())}
+        return _summary(*self._measure())
+
+    def _measure(self) -> tuple[dict[str, Any], dict[str, dict[str, Any]], float]:
+        return self.state.report(produced_count(self._client)), self._lag.measure(), server_time_ms(self._client)
+
+
+def _summary(report: Mapping[str, Any], lag: Mapping[str, Any], updated_ms: float) -> dict[str, str]:
+    return {"counts": json.dumps(report["counts"]), "ari": json.dumps(report["agreement"]["ari"]),
+            "updated_ms": str(updated_ms), "lag": json.dumps(lag)}
 
 
 class ProgressLog:

@@ -91,11 +91,11 @@ def test_the_model_version_depends_on_values_not_on_how_they_are_written() -> No
 
 
 def test_every_setting_has_one_variable_with_a_valid_default_and_a_description() -> None:
-    assert sorted(p.setting for p in HYPERPARAMETERS) == sorted(f.name for f in fields(Settings))
+    assert sorted(p.name for p in HYPERPARAMETERS) == sorted(f.name for f in fields(Settings))
     for parameter in HYPERPARAMETERS:
         assert parameter.env.startswith("HARNESS_CANDIDATE_") and parameter.description
-        assert getattr(load_settings({parameter.env: parameter.default}), parameter.setting) == getattr(
-            Settings(), parameter.setting
+        assert getattr(load_settings({parameter.env: parameter.default}), parameter.name) == getattr(
+            Settings(), parameter.name
         )
 
 

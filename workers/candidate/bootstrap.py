@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+
 from harness.clustering import ClusteringAlgorithm, WorkerContext
 from workers.candidate.adapters.ids import DeviceScopedIds
 from workers.candidate.adapters.memory import InMemoryClusterRepository
 from workers.candidate.adapters.publisher import CollectingPublisher
 from workers.candidate.adapters.redis_repository import RedisClusterRepository
 from workers.candidate.adapters.runtime import CandidateAlgorithm
-from workers.candidate.config import load_settings, model_version
+from workers.candidate.config import SCHEMA, load_settings, model_version
 from workers.candidate.domain.allocation import ProfileClustering
 from workers.candidate.domain.settings import Settings
 from workers.candidate.ports import ClusterIdGenerator, ClusterRepository
 from workers.candidate.use_case import ClusterSignal
+
+log = logging.getLogger("harness.worker")
 
 
 def bootstrap(
@@ -29,6 +33,8 @@ def bootstrap(
 
 def create(context: WorkerContext) -> ClusteringAlgorithm:
     """Settings from context.env (ConfigError if invalid); state in Redis, or in memory without it."""
+    for variable in SCHEMA.unknown(context.env):  # a misspelt setting must not pass silently as a default
+        log.warning("unknown candidate hyperparameter variable, ignored", extra={"variable": variable})
     settings = load_settings(context.env)
     if context.redis is None:
         return bootstrap(settings)
