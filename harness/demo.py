@@ -58,6 +58,7 @@ class DemoPlan:
     aa: bool = False
     cutover_policy: Path | None = None  # set: end the run with a gated cutover to the candidate
     join_timeout_s: float = 10.0
+    shape_share: float = 0.0  # share of signals whose faults differ only in shape
     log_dir: Path = field(default_factory=new_log_dir)
 
 
@@ -104,7 +105,8 @@ def run_demo(plan: DemoPlan, on_progress: Callable[[Progress], None] | None = No
             supervisor.spawn("legacy-replica", ["worker", "legacy", "--name", "legacy-replica", *worker_flags])
             comparator_args += ["--replica", "legacy-replica"]
         supervisor.spawn("comparator", comparator_args)
-        produce_args = ["produce", "--count", str(plan.signals), "--seed", str(plan.seed)]
+        produce_args = ["produce", "--count", str(plan.signals), "--seed", str(plan.seed),
+                        "--shape-share", str(plan.shape_share)]
         if plan.rate:
             produce_args += ["--rate", str(plan.rate)]
         supervisor.spawn("producer", produce_args)

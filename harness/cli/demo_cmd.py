@@ -24,6 +24,9 @@ from harness.transport.connection import redis_client
                 callback=options.env_pairs,
                 help="KEY=VALUE for the candidate's environment (repeatable), e.g. "
                      "HARNESS_CANDIDATE_CENTROID=mean.")
+@options.option("--shape-share", envvar="HARNESS_DEMO_SHAPE_SHARE", default=0.0, type=click.FloatRange(0, 1),
+                help="Share of signals whose faults differ only in waveform shape; try it with "
+                     "--candidate-env HARNESS_CANDIDATE_FEATURES=shape.")
 @options.option("--aa/--no-aa", envvar="HARNESS_DEMO_AA", default=False,
                 help="Also run a second legacy instance, to measure the noise floor (A/A).")
 @options.option("--cutover/--no-cutover", envvar="HARNESS_DEMO_CUTOVER", default=False,
@@ -35,7 +38,8 @@ from harness.transport.connection import redis_client
 @options.option("--reset/--no-reset", envvar="HARNESS_DEMO_RESET", default=False,
                 help="With --redis-url: delete existing harness:* keys first.")
 def demo_command(redis_url: str | None, signals: int, rate: float | None, seed: int, candidate_env: dict[str, str],
-                 aa: bool, cutover: bool, policy: Path, report_json: Path | None, reset: bool) -> None:
+                 shape_share: float, aa: bool, cutover: bool, policy: Path, report_json: Path | None,
+                 reset: bool) -> None:
     """Run producer, legacy, candidate and comparator as processes, then print the report."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -58,7 +62,7 @@ def demo_command(redis_url: str | None, signals: int, rate: float | None, seed: 
             url = redis_url or ""
             ensure_clean(redis_client(url), reset)
         plan = DemoPlan(url, signals, rate, seed, candidate_env, aa,
-                        cutover_policy=policy.resolve() if cutover else None)
+                        cutover_policy=policy.resolve() if cutover else None, shape_share=shape_share)
         console.print(f"[dim]worker logs in {plan.log_dir}[/dim]")
         columns = (TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("{task.fields[note]}"), TimeElapsedColumn())

@@ -24,6 +24,9 @@ from harness.transport.trim import trim_stream
               type=click.IntRange(1), help="Number of synthetic devices.")
 @click.option("--samples", envvar="HARNESS_PRODUCE_SAMPLES", show_envvar=True, show_default=True, default=1000,
               type=click.IntRange(1), help="Samples per synthetic signal.")
+@options.option("--shape-share", envvar="HARNESS_PRODUCE_SHAPE_SHARE", default=0.0, type=click.FloatRange(0, 1),
+                help="Share of synthetic signals whose faults differ only in waveform shape (equal summary "
+                     "statistics): what only a shape-aware candidate can tell apart.")
 @click.option("--out", "out_path", envvar="HARNESS_PRODUCE_OUT", show_envvar=True, default=None,
               type=options.signal_output,
               help="Write the signals to this file (.parquet, .csv, .jsonl) instead of Redis.")
@@ -45,8 +48,8 @@ from harness.transport.trim import trim_stream
 @options.log_format
 def produce_command(
     redis: options.RedisTarget, input_stream: str, count: int, seed: int, rate: float | None, devices: int,
-    samples: int, out_path: Path | None, from_path: Path | None, publish_channel: str | None, trim: bool,
-    trim_min_groups: int, run_id: str | None, max_wait_s: float | None, log_level: str, log_format: str,
+    samples: int, shape_share: float, out_path: Path | None, from_path: Path | None, publish_channel: str | None,
+    trim: bool, trim_min_groups: int, run_id: str | None, max_wait_s: float | None, log_level: str, log_format: str,
 ) -> None:
     """Send synthetic signals (or replay a recorded file) to the input stream.
 
@@ -58,7 +61,7 @@ def produce_command(
     from harness.producer.synthetic import generate_signals
 
     signals = (read_signals(from_path) if from_path
-               else generate_signals(count, seed, devices=devices, samples=samples))
+               else generate_signals(count, seed, devices=devices, samples=samples, shape_share=shape_share))
     if out_path is not None:
         written = write_signals(out_path, signals)
         click.echo(f"wrote {written} signals to {out_path}")
