@@ -22,6 +22,7 @@ from harness.backtest_pairs import PairsWriter
 from harness.clustering import Assignment, ClusteringAlgorithm, WorkerContext
 from harness.comparator.state import ComparatorState
 from harness.contracts import SignalClustered, SignalReceived, clustered_to_dict, decode_clustered, encode_signal
+from harness.report.headline import headline
 from harness.runtime.loader import load_algorithm
 from harness.runtime.worker import DEFAULT_BATCH_SIZE, RuntimeSettings, WorkerRuntime
 from harness.transport.memory import InMemoryBroker, InMemoryTransport
@@ -134,6 +135,7 @@ def run_backtest(
     if alone:
         report["agreement"]["truth"] = state.truth_section(control=False)
     report["sides"] = {"control": None if alone else control, "candidate": candidate}
+    report["headline"] = headline(report)  # again: it depends on the sides and truth set just above
     control_seconds = 0.0 if alone else workers["legacy"].seconds
     return BacktestResult(report, done, seconds, control_seconds, workers["candidate"].seconds)
 

@@ -34,10 +34,21 @@ class Finding(NamedTuple):
 
 
 def headline(report: Mapping[str, Any]) -> str:
+    sides = report.get("sides")
+    if isinstance(sides, Mapping) and "control" in sides and sides["control"] is None:
+        return _alone(report)
     findings = [*_production(report.get("cutover")), *_progress(report.get("progress")), *_missing(report["counts"]),
                 _agreement(report["agreement"]), *_latency(report["latency_ms"]), _errors(report["errors"])]
     ranked = sorted(findings, key=lambda finding: -finding.severity)  # stable: ties keep their order
     return "; ".join(finding.text for finding in ranked)
+
+
+def _alone(report: Mapping[str, Any]) -> str:
+    """A candidate backtested alone: nothing to compare with, only the truth to score it on."""
+    truth = report["agreement"].get("truth") or {}
+    ari, signals = truth.get("candidate_ari"), truth.get("pairs") or report["counts"].get("candidate_outputs", 0)
+    score = "no labelled signals" if ari is None else f"truth ARI {ari:.2f} on {_n(signals)} labelled signals"
+    return f"candidate scored alone against the truth: {score}; {_errors(report['errors']).text}"
 
 
 def _production(cutover: Mapping[str, Any] | None) -> list[Finding]:
