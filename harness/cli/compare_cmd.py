@@ -12,6 +12,7 @@ from harness.comparator.service import (
     DEFAULT_GROUP,
     DEFAULT_MAX_SKEW,
     DEFAULT_STALL_AFTER_S,
+    ComparatorObserver,
     ComparatorService,
     ComparatorSettings,
     Feed,
@@ -65,13 +66,15 @@ replica_worker = options.option(
                 help="Where the tapped JSON keeps the id and label: 'id=PATH,label=PATH[,device=PATH]'.")
 @options.option("--exit-when-idle", envvar="HARNESS_EXIT_WHEN_IDLE", default=None, type=click.FloatRange(0),
                 help="Exit after this many seconds without results (drains, benchmarks).")
+@options.metrics_port
+@options.metrics_host
 @options.log_level
 @options.log_format
 def comparator_command(
     redis: options.RedisTarget, legacy_name: str, candidate_name: str, replica_name: str | None, input_stream: str,
     timeout_s: float, stall_after_s: float, max_pending: int, max_skew: int, window: int, group: str,
     checkpoint_s: float, tap_legacy_stream: str | None, tap_mapping: str, exit_when_idle: float | None,
-    log_level: str, log_format: str,
+    metrics_port: int, metrics_host: str, log_level: str, log_format: str,
 ) -> None:
     """Join legacy's and the candidate's results by signal id and keep the comparison in Redis."""
     configure_logging(log_level, json_lines=log_format == "json")
@@ -83,7 +86,16 @@ def comparator_command(
         checkpoint_s=checkpoint_s, exit_when_idle_s=exit_when_idle, input_stream=input_stream,
         stall_after_s=stall_after_s, max_skew=max_skew,
     )
-    service = ComparatorService(redis.client(), settings)
+    observer: ComparatorObserver | None = None
+    if metrics_port:
+        from harness.metrics.comparator import ComparatorMetrics
+        from harness.metrics.server import new_registry, serve
+
+        registry = new_registry()
+        observer = ComparatorMetrics([feed.side for feed in feeds], registry)
+    service = ComparatorService(redis.client(), settings, observer)
+    if metrics_port:
+        serve(registry, metrics_host, metrics_port)  # after the service restored its counts: no dip to 0
     import signal
 
     signal.signal(signal.SIGTERM, service.request_stop)

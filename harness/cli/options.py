@@ -80,6 +80,14 @@ log_level = option(
     type=click.Choice(["debug", "info", "warning", "error"]),
     help="debug logs one line per signal (id and prediction); info one line per batch.",
 )
+metrics_port = option(
+    "--metrics-port", envvar="HARNESS_METRICS_PORT", default=0, type=click.IntRange(0, 65535),
+    help="Serve Prometheus metrics on this port at /metrics (docs/metrics.md); 0 serves none.",
+)
+metrics_host = option(
+    "--metrics-host", envvar="HARNESS_METRICS_HOST", default="127.0.0.1",
+    help="Address the metrics port binds to: loopback, or 0.0.0.0 inside a container network.",
+)
 log_format = option(
     "--log-format", envvar="HARNESS_LOG_FORMAT", default="json", type=click.Choice(["json", "text"]),
     help="Structured JSON lines, or plain text for a terminal.",

@@ -19,6 +19,7 @@ from harness.runtime.worker import (
     DEFAULT_BLOCK_MS,
     DEFAULT_MAX_DELIVERIES,
     RuntimeSettings,
+    WorkerObserver,
     WorkerRuntime,
 )
 from harness.transport.base import DEFAULT_LEASE_TTL_S, Transport
@@ -63,13 +64,15 @@ from harness.transport.streams import DEFAULT_DEDUPE_TTL_S, StreamTransport, wai
                    "belongs to another model version (other hyperparameters): it is never mixed.")
 @click.option("--init-primary", envvar="HARNESS_INIT_PRIMARY", show_envvar=True, is_flag=True, default=False,
               help="On a first deployment (no roles yet), make this worker primary: it feeds production.")
+@options.metrics_port
+@options.metrics_host
 @options.log_level
 @options.log_format
 def worker_command(
     spec: str, name: str | None, redis: options.RedisTarget, input_stream: str, transport_kind: str, channel: str,
     batch_size: int, block_ms: int, max_deliveries: int, max_samples: int, start_from: str,
     exit_when_idle: float | None, dedupe_ttl: int, lease_ttl: float, reset_state: bool, init_primary: bool,
-    log_level: str, log_format: str,
+    metrics_port: int, metrics_host: str, log_level: str, log_format: str,
 ) -> None:
     """Run one worker. SPEC is legacy, candidate or MODULE:FACTORY.
 
@@ -98,7 +101,15 @@ def worker_command(
     )
     if init_primary and transport.claim_primary_if_unset():
         logging.getLogger("harness.worker").info("no roles yet: this worker is primary", extra={"epoch": 1})
-    runtime = WorkerRuntime(transport, algorithm, settings)
+    observer: WorkerObserver | None = None
+    if metrics_port:
+        from harness.metrics.server import new_registry, serve
+        from harness.metrics.worker import WorkerMetrics
+
+        registry = new_registry()
+        observer = WorkerMetrics(worker_name, algorithm.model_version, registry)
+        serve(registry, metrics_host, metrics_port)  # a daemon thread: it ends with the process
+    runtime = WorkerRuntime(transport, algorithm, settings, observer)
     runtime.install_signal_handlers()
     runtime.run()
     if runtime.lease_lost:

@@ -19,7 +19,7 @@ from harness.clustering import ClusteringAlgorithm, snapshots_of
 from harness.contracts import DEFAULT_MAX_SAMPLES
 from harness.runtime.pipeline import BatchPlan, plan_batch
 from harness.runtime.results import DEFAULT_DEAD_LETTER_PAYLOAD_BYTES, ResultBuilder
-from harness.runtime.stats import RuntimeStats
+from harness.runtime.stats import RuntimeStats, WorkerObserver
 from harness.transport.base import DEFAULT_LEASE_TTL_S, CommitOutcome, Delivery, Heartbeat, Transport
 from harness.transport.errors import TransportError, TransportFenced
 
@@ -35,7 +35,7 @@ MAX_BACKOFF_S = 5.0
 T = TypeVar("T")
 
 __all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_BLOCK_MS", "DEFAULT_MAX_DELIVERIES", "RuntimeSettings",
-           "RuntimeStats", "WorkerRuntime"]
+           "RuntimeStats", "WorkerObserver", "WorkerRuntime"]
 
 
 @dataclass(frozen=True)
@@ -52,8 +52,10 @@ class RuntimeSettings:
 
 
 class WorkerRuntime:
-    def __init__(self, transport: Transport, algorithm: ClusteringAlgorithm, settings: RuntimeSettings) -> None:
+    def __init__(self, transport: Transport, algorithm: ClusteringAlgorithm, settings: RuntimeSettings,
+                 observer: WorkerObserver | None = None) -> None:
         self._transport = transport
+        self._observer = observer or WorkerObserver()  # metrics, when served: it only watches
         self._algorithm = algorithm
         self._settings = settings
         self._builder = ResultBuilder(settings.worker_name, algorithm.model_version)
@@ -99,6 +101,7 @@ class WorkerRuntime:
             self._best_effort(lambda: self._transport.beat(self._heartbeat("stopped")))
             if not self._lease_lost:
                 self._best_effort(self._transport.release_lease)
+            self._observer.lease_changed(False)
         log.info("worker stopped", extra={"worker": name, **vars(self.stats)})
         return self.stats
 
@@ -152,6 +155,7 @@ class WorkerRuntime:
         if outcome is None:
             return
         self.stats.record(plan, outcome)
+        self._observer.batch_committed(plan, outcome, time.perf_counter() - started, self._now_ms())
         if plan.commit.model_state is not None:
             self._last_snapshot = plan.commit.model_state
         for rejection in plan.rejections:
@@ -224,6 +228,7 @@ class WorkerRuntime:
     def _log_store_error(self, error: BaseException | None, what: str, attempt: int = 0,
                          wait_s: float = 0.0) -> None:
         self.stats.infrastructure_retries += 1
+        self._observer.store_error(what)
         log.warning("store error: nothing published for the batch in hand; retrying", extra={
             "worker": self._settings.worker_name, "during": what, "error": str(error), "attempt": attempt,
             "retry_in_s": round(wait_s, 2)})
@@ -243,12 +248,14 @@ class WorkerRuntime:
         if token is None:
             return None  # stopped while waiting for the store
         log.info("lease acquired", extra={"worker": self._settings.worker_name, "token": token})
+        self._observer.lease_changed(True)
         keeper = _LeaseKeeper(self._transport, ttl / 3.0, self._on_lease_lost)
         keeper.start()
         return keeper
 
     def _on_lease_lost(self) -> None:
         self._lease_lost = True
+        self._observer.lease_changed(False)
         log.error("lease lost: another copy owns this worker now; stopping",
                   extra={"worker": self._settings.worker_name})
 
@@ -261,6 +268,7 @@ class WorkerRuntime:
                     extra={"worker": self._settings.worker_name})
         while not self._stopping.is_set() and self._with_backoff(self._transport.drain_requested, "control"):
             self._best_effort(lambda: self._transport.beat(self._heartbeat("drained")))
+            self._observer.heartbeat(lambda: self._best_effort(self._transport.backlog))
             self._stopping.wait(1.0)
 
     def _heartbeat_due(self) -> bool:
@@ -271,6 +279,7 @@ class WorkerRuntime:
         # script, so draining a second later costs nothing and saves a round trip per batch.
         self._last_beat = time.monotonic()
         self._best_effort(lambda: self._transport.beat(self._heartbeat("running")))
+        self._observer.heartbeat(lambda: self._best_effort(self._transport.backlog))
         if self._best_effort(self._transport.drain_requested):
             log.info("drain requested: the batch in hand was acked, exiting",
                      extra={"worker": self._settings.worker_name})

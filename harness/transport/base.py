@@ -55,6 +55,14 @@ class CommitOutcome:
 
 
 @dataclass(frozen=True)
+class Backlog:
+    """How far this worker's consumer group is behind its input (metrics read it with the heartbeat)."""
+
+    undelivered: int | None  # entries not yet read by the group; None when the store cannot tell
+    pending: int  # entries read but not acked yet
+
+
+@dataclass(frozen=True)
 class Heartbeat:
     state: str  # running, drained, stopped, backing-off
     model_version: str
@@ -124,6 +132,10 @@ class Transport(ABC):
 
         Raises StateVersionMismatch when the stored state belongs to another version, unless
         `reset`, which deletes the worker's stored state (snapshot and the algorithm's own keys)."""
+
+    def backlog(self) -> Backlog:
+        """This worker's backlog on its input; an adapter that cannot tell (pub/sub) says unknown."""
+        return Backlog(None, 0)
 
     def classify(self, exc: BaseException) -> TransportError | None:
         """The harness error an exception raised inside the algorithm stands for, if it is an

@@ -13,7 +13,15 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from harness.transport.base import CommitBatch, CommitOutcome, DeadLetter, Delivery, Heartbeat, Transport
+from harness.transport.base import (
+    Backlog,
+    CommitBatch,
+    CommitOutcome,
+    DeadLetter,
+    Delivery,
+    Heartbeat,
+    Transport,
+)
 from harness.transport.control import holder_identity
 from harness.transport.errors import LeaseHeld, StateVersionMismatch, TransportError, TransportFenced
 from harness.transport.replies import parse_entry_id
@@ -169,6 +177,13 @@ class InMemoryTransport(Transport):
                 first = broker.seen.setdefault((self._worker, signal_id), entry_id)
                 verdicts.append(first == entry_id)
             return verdicts
+
+    def backlog(self) -> Backlog:
+        broker = self._broker
+        with broker.lock:
+            broker.check_fault("backlog")
+            group = self._group()
+            return Backlog(len(broker.streams.get(self._stream, [])) - group.next_index, len(group.pending))
 
     def server_time_ms(self) -> float:
         self._broker.check_fault("server_time_ms")

@@ -15,7 +15,7 @@ import redis
 
 from harness.contracts import entry_id_ms
 from harness.transport import keys
-from harness.transport.base import CommitBatch, CommitOutcome, Delivery, Heartbeat, Transport
+from harness.transport.base import Backlog, CommitBatch, CommitOutcome, Delivery, Heartbeat, Transport
 from harness.transport.control import RedisControl
 from harness.transport.errors import TransportError
 from harness.transport.fencing import COMMIT_SCRIPT
@@ -167,6 +167,18 @@ class StreamTransport(Transport):
                 args=[self._dedupe_ttl_s, *[entry_id for _, entry_id in ids]],
             )
         return [bool(flag) for flag in verdicts]
+
+    def backlog(self) -> Backlog:
+        with translated():
+            try:
+                groups = self._client.xinfo_groups(self._stream)
+            except redis.ResponseError:  # no input stream yet (or pub/sub's placeholder): nothing to tell
+                return Backlog(None, 0)
+        for group in groups:
+            if text(group.get("name")) == self._group:
+                lag = group.get("lag")  # Redis 7; None where Redis cannot tell (a trimmed or older stream)
+                return Backlog(None if lag is None else int(lag), int(group.get("pending") or 0))
+        return Backlog(None, 0)
 
     def server_time_ms(self) -> float:
         with translated():
