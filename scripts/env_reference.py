@@ -18,7 +18,7 @@ from workers.candidate.config import HYPERPARAMETERS
 
 def option_rows() -> list[tuple[str, str, str, str]]:
     seen: dict[str, tuple[str, str, str, str]] = {}
-    for name, command in sorted(cli.commands.items()):
+    for name, command in _commands():
         for param in command.params:
             if not isinstance(param, click.Option | click.Argument) or not param.envvar:
                 continue
@@ -32,6 +32,16 @@ def option_rows() -> list[tuple[str, str, str, str]]:
             else:
                 seen[envvar] = (envvar, f"`{flag}` of {name}", default, help_text)
     return sorted(seen.values())
+
+
+def _commands() -> list[tuple[str, click.Command]]:
+    """Every command, a group's subcommands as `group sub` (e.g. `deadletter list`)."""
+    found: list[tuple[str, click.Command]] = []
+    for name, command in sorted(cli.commands.items()):
+        found.append((name, command))
+        if isinstance(command, click.Group):
+            found += [(f"{name} {sub}", subcommand) for sub, subcommand in sorted(command.commands.items())]
+    return found
 
 
 def _shown_default(default: object) -> str:

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import click
 
 from harness.cli import options
+from harness.cli.notify_cmd import notifies
 from harness.cutover import plan
 from harness.cutover.plan import (
     CutoverRequest,
@@ -91,6 +92,7 @@ def _say(line: str) -> None:
 @stop_with
 @worker_log_dir
 @who
+@notifies("cutover")  # to the webhook when one is set (docs/operations.md)
 def cutover_command(redis: options.RedisTarget, input_stream: str, target: str, retiring: str, policy: Path | None,
                     force: bool, reason: str | None, dry_run: bool, rollback_window: float, drain_timeout: float,
                     max_target_lag: int, start_timeout: float, stop_with: str, worker_log_dir: Path | None,
@@ -141,6 +143,7 @@ def cutover_command(redis: options.RedisTarget, input_stream: str, target: str, 
 @max_target_lag
 @start_timeout
 @who
+@notifies("rollback")  # to the webhook when one is set (docs/operations.md)
 def rollback_command(redis: options.RedisTarget, input_stream: str, target: str, force: bool, reason: str | None,
                      stop_with: str, start_args: str | None, worker_log_dir: Path | None, catch_up: float,
                      max_target_lag: int, start_timeout: float, actor: str | None) -> None:
@@ -164,6 +167,7 @@ def rollback_command(redis: options.RedisTarget, input_stream: str, target: str,
 @force("Retire the previous primary while its rollback window is still open (no rollback to it after).")
 @reason
 @who
+@notifies("retire")  # to the webhook when one is set (docs/operations.md)
 def retire_command(worker: str, redis: options.RedisTarget, input_stream: str, force: bool, reason: str | None,
                    actor: str | None) -> None:
     """After the rollback window, delete WORKER's consumer group and cluster state (its results stay)."""

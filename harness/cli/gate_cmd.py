@@ -77,7 +77,8 @@ def gate_command(
     """
     from harness.gate import load_policy
     from harness.gate.live import judge_loaded
-    from harness.gate.verdict import terminal_lines, to_json_text, to_junit, to_markdown
+    from harness.gate.verdict import terminal_lines, to_json, to_json_text, to_junit, to_markdown
+    from harness.notify import notify_gate
     from harness.report.source import BacktestSpec, LiveSpec, load_report
 
     # exit 1, not click's usage exit 2: a gate that cannot run must never look inconclusive
@@ -102,6 +103,7 @@ def gate_command(
     else:
         for line in terminal_lines(result):
             click.secho(line, fg="red" if "FAIL" in line else None, err=result.problem is not None)
+    notify_gate(to_json(result), policy)  # best effort, bounded by HARNESS_WEBHOOK_TIMEOUT: never the exit code
     click.get_current_context().exit(result.exit_code)
 
 

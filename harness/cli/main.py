@@ -76,9 +76,20 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from harness.cli import acl_cmd, compare_cmd, cutover_cmd, demo_cmd, gate_cmd, produce_cmd, worker_cmd
+    from harness.cli import (
+        acl_cmd,
+        compare_cmd,
+        cutover_cmd,
+        deadletter_cmd,
+        demo_cmd,
+        gate_cmd,
+        notify_cmd,
+        produce_cmd,
+        worker_cmd,
+    )
 
-    for module in (worker_cmd, produce_cmd, compare_cmd, demo_cmd, gate_cmd, cutover_cmd, acl_cmd):
+    for module in (worker_cmd, produce_cmd, compare_cmd, demo_cmd, gate_cmd, cutover_cmd, acl_cmd, deadletter_cmd,
+                   notify_cmd):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -60,7 +60,8 @@ def parse_policy(data: Mapping[str, Any], base_dir: Path = Path("."), source: st
     def fail(where: str, expected: str, value: Any) -> PolicyError:
         return PolicyError(f"policy {source}: {where} must be {expected}, got {value!r}")
 
-    _no_unknown(data, ("gate", "rules", "threshold"), "the top level", source)
+    # [notify]: the webhook settings, read and checked by harness.notify (docs/operations.md)
+    _no_unknown(data, ("gate", "rules", "threshold", "notify"), "the top level", source)
     gate = _table(data, "gate", source)
     _no_unknown(gate, ("confidence", "min_pairs", "max_age_s", "non_critical"), "[gate]", source)
     confidence = gate.get("confidence", DEFAULT_CONFIDENCE)
