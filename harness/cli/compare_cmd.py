@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -22,6 +24,8 @@ from harness.comparator.tap import TapMapping
 from harness.errors import HarnessError
 from harness.runtime.logs import configure_logging
 from harness.transport import keys
+
+Command = TypeVar("Command", bound=Callable[..., Any])
 
 legacy_worker = options.option(
     "--legacy", "legacy_name", envvar="HARNESS_LEGACY_WORKER", default="legacy",
@@ -103,21 +107,74 @@ def comparator_command(
     service.run()
 
 
+# --- disagreements and HTML report (issue 13, parts 3 and 4) ---
+recording = options.option(
+    "--signals", "recording", envvar="HARNESS_SAMPLES_SIGNALS", default=None, type=options.signal_input,
+    help="A recording of the input (e.g. from `harness record`): samples the input stream no longer holds.")
+
+
+def pairs_source(command: Command) -> Command:
+    """The two workers whose results are paired, and where their input samples are (stream, recording)."""
+    for decorator in (recording, options.input_stream, candidate_worker, legacy_worker):
+        command = decorator(command)
+    return command
+
+
 @click.command("report")
 @options.redis_connection
 @options.option("--format", "output_format", envvar="HARNESS_REPORT_FORMAT", default="table",
-                type=click.Choice(["table", "json", "markdown"]), help="Terminal table, harness.report/1 JSON, "
-                "or Markdown for a CI comment.")
+                type=click.Choice(["table", "json", "markdown", "html"]), help="Terminal table, harness.report/1 "
+                "JSON, Markdown for a CI comment, or a self-contained HTML page with plots (needs --output).")
 @options.option("--output", envvar="HARNESS_REPORT_OUTPUT", default=None, type=options.output_file,
                 help="Write to this file instead of stdout.")
-def report_command(redis: options.RedisTarget, output_format: str, output: Path | None) -> None:
+@pairs_source
+@options.option("--curves", envvar="HARNESS_REPORT_CURVES", default=6, type=click.IntRange(0),
+                help="HTML: disagreeing signals drawn beside a member of each side's cluster (0: none).")
+def report_command(redis: options.RedisTarget, output_format: str, output: Path | None, legacy_name: str,
+                   candidate_name: str, input_stream: str, recording: Path | None, curves: int) -> None:
     """Print the comparison kept in Redis by `harness comparator`."""
     from harness.report.source import LiveSpec, load_report
 
+    if output_format == "html" and output is None:
+        raise click.UsageError("--format html writes a page: give --output FILE")
     loaded = load_report(None, None, LiveSpec(redis.client, str(redis)))
     if loaded.report is None:
         raise HarnessError(loaded.problem or f"no comparison in Redis at {redis}")
+    if output_format == "html" and output is not None:
+        from harness.comparator.disagreements import html_panels
+        from harness.report.html import render_html
+
+        panels = html_panels(redis.client(), legacy_name, candidate_name, input_stream, recording, curves)
+        output.write_text(render_html(loaded.report, panels if curves else None), encoding="utf-8")
+        click.echo(f"wrote the HTML report to {output}")
+        return
     emit_report(loaded.report, output_format, output)
+
+
+@click.command("disagreements")
+@options.redis_connection
+@pairs_source
+@options.option("--limit", envvar="HARNESS_DISAGREEMENTS_LIMIT", default=50, type=click.IntRange(0),
+                help="List at most this many, in result order (0: all).")
+@options.option("--format", "output_format", envvar="HARNESS_DISAGREEMENTS_FORMAT", default="table",
+                type=click.Choice(["table", "json", "csv"]), help="Terminal table, a JSON list, or CSV.")
+@options.option("--with-samples", envvar="HARNESS_DISAGREEMENTS_WITH_SAMPLES", is_flag=True, default=False,
+                help="Add each signal's input samples: from the input stream while it holds them, else --signals.")
+def disagreements_command(redis: options.RedisTarget, legacy_name: str, candidate_name: str, input_stream: str,
+                          recording: Path | None, limit: int, output_format: str, with_samples: bool) -> None:
+    """The signals both workers clustered, whose candidate label mapped into legacy's label space differs."""
+    from harness.comparator import disagreements as found
+    from harness.comparator.export import pairs_frame
+
+    client = redis.client()
+    chosen = found.disagreements(pairs_frame(client, legacy_name, candidate_name), limit or None)
+    samples = None
+    if with_samples:
+        entries = dict(zip(chosen["signal_id"].astype(str), chosen["legacy_entry"].astype(str), strict=True))
+        samples = found.load_samples(client, input_stream, recording, entries)
+    rows = found.records(chosen, samples)
+    click.echo(found.render(rows, output_format, with_samples=with_samples))
+# --- end of disagreements and HTML report ---
 
 
 def emit_report(report: dict[str, object], output_format: str, output: Path | None) -> None:
@@ -149,7 +206,7 @@ def emit_report(report: dict[str, object], output_format: str, output: Path | No
 @options.option("--pairs", "pairs_path", envvar="HARNESS_EXPORT_PAIRS", required=True,
                 type=options.table_output, help="Output file: .parquet or .csv.")
 def export_command(redis: options.RedisTarget, legacy_name: str, candidate_name: str, pairs_path: Path) -> None:
-    """Write every matched pair (both labels, outcomes and latencies) to Parquet or CSV."""
+    """Write every matched pair (both labels, the mapped label, agreement, outcomes, latencies) to Parquet or CSV."""
     from harness.comparator.export import export_pairs
 
     count = export_pairs(redis.client(), legacy_name, candidate_name, pairs_path)
@@ -170,4 +227,4 @@ def tap_command(redis: options.RedisTarget, tap_channel: str, to_stream: str) ->
     bridge_channel(redis.client(socket_timeout=None), tap_channel, to_stream)
 
 
-COMMANDS = [comparator_command, report_command, export_command, tap_command]
+COMMANDS = [comparator_command, report_command, export_command, tap_command, disagreements_command]

@@ -200,21 +200,46 @@ def matched_accuracy(table: Table) -> float | None:
     n = table.n
     if n == 0:
         return None
+    return _best_matching(table)[2] / n
+
+
+def best_matching(table: Table) -> tuple[Ints, Ints]:
+    """The optimal one-to-one label mapping: (row codes, column codes) matched to each other.
+
+    Rows or columns left over (one side has more clusters) are matched to nothing. Ties are broken as
+    scipy breaks them, so the mapping is deterministic for a given table.
+    """
+    if table.n == 0:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    rows, cols, _ = _best_matching(table)
+    return rows, cols
+
+
+def _best_matching(table: Table) -> tuple[Ints, Ints, int]:
+    """(matched row codes, matched column codes, pairs on the matching)."""
     row_codes, row_at = np.unique(table.rows, return_inverse=True)
     col_codes, col_at = np.unique(table.cols, return_inverse=True)
     if row_codes.size * col_codes.size <= DENSE_CELLS:
         dense = np.zeros((row_codes.size, col_codes.size), dtype=np.int64)
         dense[row_at, col_at] = table.counts
         chosen_rows, chosen_cols = linear_sum_assignment(dense, maximize=True)
-        return float(dense[chosen_rows, chosen_cols].sum()) / n
-    return _sparse_best_matching(row_at, col_at, table.counts, row_codes.size, col_codes.size) / n
+        total = int(dense[chosen_rows, chosen_cols].sum())
+        # a match on an empty cell (worth 0) maps nothing: drop it, as the sparse path never makes one
+        real = dense[chosen_rows, chosen_cols] > 0
+        chosen_rows, chosen_cols = chosen_rows[real], chosen_cols[real]
+    else:
+        chosen_rows, chosen_cols, total = _sparse_best_matching(
+            row_at, col_at, table.counts, row_codes.size, col_codes.size)
+    return row_codes[chosen_rows].astype(np.int64), col_codes[chosen_cols].astype(np.int64), total
 
 
-def _sparse_best_matching(rows: Ints, cols: Ints, counts: Ints, n_rows: int, n_cols: int) -> int:
-    """Maximum-weight matching over the non-empty cells only.
+def _sparse_best_matching(rows: Ints, cols: Ints, counts: Ints, n_rows: int, n_cols: int
+                          ) -> tuple[Ints, Ints, int]:
+    """Maximum-weight matching over the non-empty cells only: (row indexes, column indexes, pairs).
 
     Each row also gets a private dummy column standing for "matched to nothing" (worth 0 pairs), so a
     full matching of the rows always exists; weights `top - count` turn maximising into minimising.
+    Only rows matched to a real cell are returned.
     """
     top = int(counts.max()) + 1
     graph = csr_matrix(
@@ -227,7 +252,11 @@ def _sparse_best_matching(rows: Ints, cols: Ints, counts: Ints, n_rows: int, n_c
     keys = rows.astype(np.int64) * n_cols + cols
     order = np.argsort(keys)
     wanted = matched_rows[real].astype(np.int64) * n_cols + matched_cols[real]
-    return int(counts[order[np.searchsorted(keys[order], wanted)]].sum())
+    at = np.searchsorted(keys[order], wanted)
+    # a dummy-free match to an empty cell (worth 0) is no mapping: keep the cells that exist
+    exists = (at < keys.size) & (keys[order][np.minimum(at, keys.size - 1)] == wanted)
+    total = int(counts[order[at[exists]]].sum())
+    return matched_rows[real][exists].astype(np.int64), matched_cols[real][exists].astype(np.int64), total
 
 
 def summary(table: Table) -> dict[str, float | int | None]:
@@ -291,3 +320,37 @@ def _parts(chosen: npt.NDArray[np.bool_], codes: Ints, counts: Ints, names: Sequ
     cells = np.flatnonzero(chosen)
     cells = cells[np.argsort(-counts[cells], kind="stable")]
     return [{role: names[int(codes[i])], "pairs": int(counts[i])} for i in cells.tolist()]
+
+
+def contingency_section(table: Table, row_names: Sequence[str], col_names: Sequence[str], *,
+                        limit: int = 15, mapping_limit: int = 50) -> dict[str, Any]:
+    """The top of the contingency table, laid out so the optimal mapping runs down the diagonal.
+
+    Rows are the `limit` largest legacy clusters; columns are their mapped candidate clusters in the
+    same order, then the largest other candidate clusters up to `limit`. `mapping` is the optimal
+    one-to-one label mapping (legacy -> candidate), the largest matched cells first.
+    """
+    result: dict[str, Any] = {"legacy": [], "candidate": [], "counts": [], "pairs": table.n, "pairs_shown": 0,
+                              "mapping": [], "mapping_total": 0}
+    if table.n == 0:
+        return result
+    row_codes, row_sums, col_codes, col_sums = table.margins
+    matched_rows, matched_cols = best_matching(table)
+    partner = dict(zip(matched_rows.tolist(), matched_cols.tolist(), strict=True))
+    top_rows = row_codes[np.argsort(-row_sums, kind="stable")[:limit]].tolist()
+    cols = [partner[row] for row in top_rows if row in partner]
+    for col in col_codes[np.argsort(-col_sums, kind="stable")].tolist():
+        if len(cols) >= limit:
+            break
+        if col not in cols:
+            cols.append(col)
+    cell = dict(zip(cell_keys(table.rows, table.cols).tolist(), table.counts.tolist(), strict=True))
+    counts = [[int(cell.get((row << CODE_BITS) | col, 0)) for col in cols] for row in top_rows]
+    matched = [(int(cell[(row << CODE_BITS) | col]), row, col) for row, col in partner.items()]
+    matched.sort(key=lambda item: -item[0])
+    result.update(
+        legacy=[row_names[row] for row in top_rows], candidate=[col_names[col] for col in cols], counts=counts,
+        pairs_shown=sum(map(sum, counts)), mapping_total=len(matched),
+        mapping=[{"legacy": row_names[row], "candidate": col_names[col], "pairs": pairs}
+                 for pairs, row, col in matched[:mapping_limit]])
+    return result

@@ -1,21 +1,29 @@
-"""Offline export of every matched pair, re-read from the results streams (not from the metrics)."""
+"""Offline export of every matched pair, re-read from the results streams (not from the metrics).
+
+Each pair says whether the two sides agree under the optimal label mapping: the candidate's label
+mapped into legacy's label space (Hungarian matching of the contingency table) equals legacy's.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import msgpack
+import numpy as np
 import pandas as pd
 import redis
 
+from harness.comparator.agreement import Table, best_matching
 from harness.comparator.latency import MIN_US
 from harness.contracts import result_record
 from harness.transport import keys
 
-EXPORT_COLUMNS = ["signal_id", "device_id", "true_kind", "legacy_label", "candidate_label", "legacy_outcome",
-                  "candidate_outcome", "legacy_error_type", "candidate_error_type", "legacy_latency_ms",
-                  "candidate_latency_ms", "legacy_processing_ms", "candidate_processing_ms"]
+EXPORT_COLUMNS = ["signal_id", "device_id", "true_kind", "legacy_label", "candidate_label", "candidate_label_mapped",
+                  "agrees", "legacy_outcome", "candidate_outcome", "legacy_error_type", "candidate_error_type",
+                  "legacy_latency_ms", "candidate_latency_ms", "legacy_processing_ms", "candidate_processing_ms"]
+_SIDE_COLUMNS = ["label", "outcome", "error_type", "latency_ms", "processing_ms", "entry"]
 
 
 def end_to_end_ms(record: dict[str, Any]) -> float | None:
@@ -40,31 +48,72 @@ def _results_frame(client: redis.Redis, worker: str, chunk: int = 10_000) -> pd.
                 "signal_id": record.get("id"), "device_id": record.get("device"), "true_kind": record.get("kind"),
                 "label": record.get("label"), "outcome": record.get("outcome"), "error_type": record.get("err_type"),
                 "latency_ms": end_to_end_ms(record),
-                "processing_ms": record.get("proc_ms"),
+                "processing_ms": record.get("proc_ms"), "entry": record.get("entry"),
             })
         if len(entries) < chunk:
             break
         start = "(" + entries[-1][0].decode()
-    frame = pd.DataFrame(rows, columns=["signal_id", "device_id", "true_kind", "label", "outcome", "error_type",
-                                        "latency_ms", "processing_ms"])
+    frame = pd.DataFrame(rows, columns=["signal_id", "device_id", "true_kind", *_SIDE_COLUMNS])
     # A redelivered duplicate is the same signal again: keep its first result, as the comparator does.
     return frame.drop_duplicates("signal_id", keep="first")
 
 
-def export_pairs(client: redis.Redis, legacy: str, candidate: str, path: Path) -> int:
+def pairs_frame(client: redis.Redis, legacy: str, candidate: str) -> pd.DataFrame:
+    """Every matched pair in legacy's result order: EXPORT_COLUMNS, plus each side's input entry id."""
+    left = _results_frame(client, legacy)
+    right = _results_frame(client, candidate)
+    pairs = left.merge(right, on="signal_id", suffixes=("_legacy", "_candidate"))
+    # the device and kind come from legacy's result, or from the candidate's when legacy has none
+    for column in ("device_id", "true_kind"):
+        pairs[column] = pairs[f"{column}_legacy"].where(pairs[f"{column}_legacy"].notna(), pairs[f"{column}_candidate"])
+    pairs = pairs.rename(columns={f"{name}_{side}": f"{side}_{name}"
+                                  for name in _SIDE_COLUMNS for side in ("legacy", "candidate")})
+    mapping = label_mapping(client, pairs)
+    both = (pairs["legacy_outcome"] == "clustered") & (pairs["candidate_outcome"] == "clustered")
+    mapped = pairs["candidate_label"].map(mapping).where(both)
+    pairs["candidate_label_mapped"] = mapped
+    # agreement is defined where both sides clustered the signal; elsewhere it is the errors' business
+    pairs["agrees"] = pd.Series(pd.NA, index=pairs.index, dtype="boolean")
+    pairs.loc[both, "agrees"] = (mapped[both] == pairs.loc[both, "legacy_label"]).to_numpy(dtype=bool)
+    return pairs[[*EXPORT_COLUMNS, "legacy_entry", "candidate_entry"]]
+
+
+def label_mapping(client: redis.Redis, pairs: pd.DataFrame) -> dict[str, str]:
+    """Candidate label -> legacy label: the comparator's mapping when its state is in Redis, else the pairs'.
+
+    The comparator's contingency table counts the same pairs as the streams (results are kept), so
+    both give the mapping the report's matched accuracy is computed on.
+    """
+    from harness.comparator.state import ComparatorState
+
+    saved = client.get(keys.COMPARATOR_STATE_KEY)
+    if saved:
+        try:
+            return ComparatorState.from_bytes(saved).label_mapping()
+        except ValueError:
+            pass  # an unreadable checkpoint: the pairs themselves still give the mapping
+    return mapping_of_pairs(pairs)
+
+
+def mapping_of_pairs(pairs: pd.DataFrame) -> dict[str, str]:
+    both = pairs[(pairs["legacy_outcome"] == "clustered") & (pairs["candidate_outcome"] == "clustered")]
+    if both.empty:
+        return {}
+    legacy_codes, legacy_names = pd.factorize(both["legacy_label"].astype(str))
+    candidate_codes, candidate_names = pd.factorize(both["candidate_label"].astype(str))
+    rows, cols = best_matching(Table.from_pairs(legacy_codes.astype(np.int64), candidate_codes.astype(np.int64)))
+    return {str(candidate_names[col]): str(legacy_names[row]) for row, col in zip(rows.tolist(), cols.tolist(),
+                                                                                   strict=True)}
+
+
+def export_pairs(client: redis.Redis, legacy: str, candidate: str, path: Path,
+                 select: Callable[[pd.DataFrame], pd.DataFrame] | None = None) -> int:
+    """`select`: keeps the pairs an experiment counted (harness.comparator.scope.within)."""
     suffix = path.suffix.lower()
     if suffix not in (".parquet", ".csv"):
         raise ValueError(f"--pairs {path}: use a .parquet or .csv file name")
-    left = _results_frame(client, legacy)
-    right = _results_frame(client, candidate).drop(columns=["device_id", "true_kind"])
-    pairs = left.merge(right, on="signal_id", suffixes=("_legacy", "_candidate"))
-    pairs = pairs.rename(columns={
-        "label_legacy": "legacy_label", "label_candidate": "candidate_label",
-        "outcome_legacy": "legacy_outcome", "outcome_candidate": "candidate_outcome",
-        "error_type_legacy": "legacy_error_type", "error_type_candidate": "candidate_error_type",
-        "latency_ms_legacy": "legacy_latency_ms", "latency_ms_candidate": "candidate_latency_ms",
-        "processing_ms_legacy": "legacy_processing_ms", "processing_ms_candidate": "candidate_processing_ms",
-    })[EXPORT_COLUMNS]
+    pairs = pairs_frame(client, legacy, candidate)
+    pairs = (select(pairs) if select is not None else pairs)[EXPORT_COLUMNS]
     if suffix == ".parquet":
         pairs.to_parquet(path, index=False)
     else:

@@ -62,6 +62,7 @@ class PairStats:
 
     def __init__(self, window: int, truth: TruthStats | None = None) -> None:
         self.matched = 0
+        self.pairs = 0  # pairs both sides clustered: the agreement population, the table's total
         self.table = SparseCounts()  # (left label, right label) -> pairs; both sides clustered
         self.by_device = SparseCounts()  # (device, cell of self.table) -> pairs
         self.truth = truth  # every outcome of labelled signals, not only the pairs both sides clustered
@@ -85,6 +86,7 @@ class PairStats:
         left, right = left[both], right[both]
         if left.shape[0] == 0:
             return
+        self.pairs += left.shape[0]
         left_labels, right_labels = left[:, LABEL], right[:, LABEL]
         cells = self.table.add(cell_keys(left_labels, right_labels))
         self.window.push(left_labels, right_labels)
@@ -155,6 +157,7 @@ class PairStats:
     def to_wire(self) -> dict[str, Any]:
         return {
             "matched": self.matched,
+            "pairs": self.pairs,
             "table": self.table.to_wire(),
             "by_device": self.by_device.to_wire(),
             "truth": self.truth.to_wire() if self.truth is not None else None,
@@ -170,6 +173,7 @@ class PairStats:
         stats = cls(int(raw["window_size"]))
         stats.matched = int(raw["matched"])
         stats.table = SparseCounts.from_wire(raw["table"])
+        stats.pairs = int(raw["pairs"]) if "pairs" in raw else stats.table.total  # saved before it was kept
         stats.by_device = SparseCounts.from_wire(raw["by_device"])
         if truth is not None:
             # A state saved before every outcome counted has no "truth": its truth restarts rather than

@@ -14,6 +14,7 @@ from harness.comparator.join import MASK, NO_POSITION, SLOTS, Entry, JoinBuffer
 from harness.comparator.latency import LatencyHistogram
 from harness.comparator.pairs import PairStats
 from harness.comparator.reservoir import DEFAULT_CAPACITY, Reservoir
+from harness.comparator.series import AgreementSeries
 from harness.comparator.truth import MISSING_SLOT, TruthStats
 from harness.contracts import DEFAULT_LABEL
 from harness.report.schema import build_report
@@ -112,6 +113,8 @@ class ComparatorState:
         self._stats = [SideStats(sample_size, seed + index) for index in range(len(sides))]
         self._primary = PairStats(window, TruthStats(sample_size, seed))
         self._noise = PairStats(window) if REPLICA in sides else None
+        self._series = AgreementSeries(_series_step(window))
+        self._now_ms: float | None = None  # the latest clock reading given, to date the series' points
         self.counters = {"duplicates": 0, "evicted": 0, "late": 0, "rejected": 0}
 
     # --- ingestion ------------------------------------------------------------------------------
@@ -121,6 +124,7 @@ class ComparatorState:
         index = self._side_index.get(side)
         if index is None:
             raise ValueError(f"unknown side {side!r}; this comparator joins {', '.join(self.sides)}")
+        self._now_ms = now_ms
         columns = to_columns(records, Codes(self._labels[index], self._devices, self._kinds, self._error_types))
         ids, outcomes, end_to_end, processing = columns.ids, columns.outcomes, columns.end_to_end, columns.processing
         rejected, slots, positions = columns.rejected, columns.slots, columns.positions
@@ -148,6 +152,7 @@ class ComparatorState:
 
         The timeout is applied only once `caught_up`: a partner not read yet is not a partner that
         never comes (after a restart, it may be deep in the backlog)."""
+        self._now_ms = now_ms
         if self.join_mode == "progress":
             self._finish(self._join.settle(), expired=True)
             if caught_up:
@@ -189,6 +194,7 @@ class ComparatorState:
                     if absent >> index & 1:
                         stats.missing += 1
         self._feed(self._primary, entries, 1, full)
+        self._series.observe(self._primary.pairs, self._now_ms, self._primary.window.table)
         self._feed_one_sided_truth(entries)
         if self._noise is not None:
             self._feed(self._noise, entries, 2, full)
@@ -258,7 +264,16 @@ class ComparatorState:
             "cluster_map": agreement.cluster_map(
                 table, legacy_names, candidate_names,
                 min_share=float(self.options["min_share"]), limit=int(self.options["map_limit"])),
+            "contingency": agreement.contingency_section(table, legacy_names, candidate_names),
+            "series": self._series.section(),
         }
+
+    def label_mapping(self) -> dict[str, str]:
+        """The optimal one-to-one mapping of candidate labels into legacy's, from the whole contingency table."""
+        legacy_names, candidate_names = list(self._labels[0]), list(self._labels[1])
+        rows, cols = agreement.best_matching(self._primary.main_table())
+        return {str(candidate_names[col]): str(legacy_names[row])
+                for row, col in zip(rows.tolist(), cols.tolist(), strict=True)}
 
     def truth_section(self, *, control: bool = True) -> dict[str, Any] | None:
         """agreement.truth; `control=False` scores the candidate alone (a backtest without a control)."""
@@ -300,6 +315,7 @@ class ComparatorState:
             "join": self._join.to_wire(),
             "primary": self._primary.to_wire(),
             "noise": self._noise.to_wire() if self._noise is not None else None,
+            "series": self._series.to_wire(),
         }
         return bytes(msgpack.packb(wire, use_bin_type=True))
 
@@ -321,7 +337,14 @@ class ComparatorState:
         state._join.restore(raw["join"])
         state._primary = PairStats.from_wire(raw["primary"], truth=state._primary.truth)
         state._noise = PairStats.from_wire(raw["noise"]) if raw["noise"] is not None else None
+        state._series = (AgreementSeries.from_wire(raw["series"]) if raw.get("series") else  # absent: saved before
+                         AgreementSeries.starting_at(_series_step(state._primary.window.size), state._primary.pairs))
         return state
+
+
+def _series_step(window: int) -> int:
+    # a point every quarter window: the windows overlap, so the curve is smooth without costing much
+    return max(window // 4, 1)
 
 
 def _entry_id(position: int) -> str | None:
