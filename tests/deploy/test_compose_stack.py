@@ -1,18 +1,19 @@
 """The compose stack end to end on a real Docker engine: Redis (TLS only, one ACL user per service),
-legacy, candidate and comparator from one image; the producer sends signals and the comparator must
-have joined every one."""
+legacy, candidate, comparator and Prometheus from one image; the producer sends signals, the comparator
+must have joined every one, and Prometheus must answer PromQL with the live agreement and lag."""
 
 from __future__ import annotations
 
 import json
 import secrets
 import sys
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import pytest
 import redis
@@ -37,6 +38,7 @@ class ComposeStack:
     env: dict[str, str]
     compose: tuple[str, ...]
     ca_file: Path  # the stack's CA certificate, copied out of its volume once Redis made it
+    prometheus_port: int
 
     def host_redis_url(self, service: str = "operator", ca_file: Path | None = None) -> str:
         """The service's rediss:// URL through the port published on 127.0.0.1, verifying the stack's CA."""
@@ -55,6 +57,20 @@ class ComposeStack:
     def report(self) -> dict[str, Any]:
         out = self("exec", "-T", "comparator", "harness", "report", "--format", "json", timeout=60)
         return dict(json.loads(out.stdout))
+
+    def promql(self, query: str) -> dict[str, float]:
+        """An instant query through Prometheus's HTTP API on 127.0.0.1: the value of each series, keyed by
+        its `worker`, `side` or `scope` label (or `job`)."""
+        url = f"http://127.0.0.1:{self.prometheus_port}/api/v1/query?{urlencode({'query': query})}"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            body = json.load(response)
+        assert body["status"] == "success", body
+        values = {}
+        for series in body["data"]["result"]:
+            labels = series["metric"]
+            key = labels.get("worker") or labels.get("side") or labels.get("scope") or labels.get("job", "")
+            values[key] = float(series["value"][1])
+        return values
 
     def container(self, docker_client: Any, service: str) -> Any:
         found = docker_client.containers.list(all=True, filters={"label": [
@@ -82,13 +98,15 @@ def compose_stack(docker_client: Any, harness_image: str, tmp_path_factory: pyte
         compose=(compose, "--env-file", "deploy/prod.env", "-f", "docker-compose.yml"),
         env=tool_env(COMPOSE_PROJECT_NAME=project, HARNESS_IMAGE=harness_image, HARNESS_CANDIDATE_IMAGE=harness_image,
                      HARNESS_STACK=project),
-        ca_file=tmp_path_factory.mktemp("tls") / "ca.crt",
+        ca_file=tmp_path_factory.mktemp("tls") / "ca.crt", prometheus_port=free_port(),
     )
     stack.env["HARNESS_REDIS_PORT"] = str(stack.redis_port)
+    stack.env["HARNESS_PROMETHEUS_PORT"] = str(stack.prometheus_port)
     stack.env.update({variable: stack.passwords[user] for user, variable in USERS.items()})
     try:
         stack("up", "-d")
-        wait_until(lambda: all_healthy(docker_client, project, 4), 120, "redis, legacy, candidate, comparator healthy")
+        wait_until(lambda: all_healthy(docker_client, project, 5), 120,
+                   "redis, legacy, candidate, comparator, prometheus healthy")
         stack.ca_file.write_text(stack("exec", "-T", "redis", "cat", "/etc/harness-ca/ca.crt", timeout=60).stdout)
         yield stack
     finally:
@@ -120,6 +138,33 @@ def test_comparator_joins_every_signal_the_producer_sent(compose_stack: ComposeS
     on_host = compose_stack.harness_on_host("report", "--format", "json")
     assert on_host.returncode == 0, on_host.stderr
     assert json.loads(on_host.stdout)["counts"]["matched"] == SIGNALS
+
+    prometheus_reads_live_agreement_and_lag(compose_stack, report)
+
+
+def prometheus_reads_live_agreement_and_lag(stack: ComposeStack, report: dict[str, Any]) -> None:
+    """Prometheus scrapes the workers and the comparator (every 5 s) and answers PromQL with what the
+    report says: the agreement, the pairs it is measured on, each side's lag, every signal counted."""
+    def scraped_everything() -> bool:
+        pairs = stack.promql('harness_comparator_agreement_pairs{scope="overall"}')
+        lag = stack.promql("harness_worker_lag_entries")
+        return pairs.get("overall") == SIGNALS and lag == {"legacy": 0.0, "candidate": 0.0}
+
+    wait_until(scraped_everything, 60, "Prometheus to scrape the final figures", interval_s=2)
+    assert stack.promql("up") == {"legacy": 1.0, "candidate": 1.0, "harness-comparator": 1.0, "prometheus": 1.0}
+    ari = stack.promql("harness_comparator_ari")
+    assert ari["overall"] == pytest.approx(report["agreement"]["ari"])
+    assert ari["overall"] >= 0.99 and set(ari) == {"overall", "window", "anomalies"}
+    assert stack.promql("harness_comparator_lag_entries") == {"legacy": 0.0, "candidate": 0.0}
+    assert stack.promql("sum by (worker) (harness_worker_signals_total)") == {"legacy": SIGNALS, "candidate": SIGNALS}
+    assert stack.promql('harness_comparator_missing_total') == {"legacy": 0.0, "candidate": 0.0}
+    p99 = stack.promql("harness_comparator_end_to_end_p99_seconds")
+    assert p99["candidate"] == pytest.approx(report["latency_ms"]["candidate"]["p99"] / 1000.0, rel=0.01)
+    # The alert rules are loaded and evaluate; none fires on a healthy stack that agrees.
+    with urllib.request.urlopen(f"http://127.0.0.1:{stack.prometheus_port}/api/v1/rules", timeout=10) as response:
+        rules = [rule for group in json.load(response)["data"]["groups"] for rule in group["rules"]]
+    assert len(rules) == 8 and {rule["health"] for rule in rules} == {"ok"}
+    assert stack.promql('ALERTS{alertstate="firing"}') == {}
 
 
 def test_redis_serves_only_tls_with_the_stacks_ca(compose_stack: ComposeStack, tmp_path: Path) -> None:

@@ -75,10 +75,14 @@ def test_workers_and_comparator_serve_metrics_from_zero_to_live_values(
     sent = start_harness(["produce", "--redis-url", redis_url, "--count", str(SIGNALS), "--samples", "200"])
     assert sent.wait(timeout=120) == 0
 
+    # Redis 7 tells a consumer group's lag (XINFO GROUPS); an older server cannot: NaN, never a made-up 0.
+    redis_7 = int(str(redis_client.info("server")["redis_version"]).split(".")[0]) >= 7
+
     def caught_up() -> bool:
         comparator = scrape(ports["comparator"])
+        lag = sample(comparator, "harness_comparator_lag_entries", side="candidate")
         return (sample(comparator, "harness_comparator_matched_total") == SIGNALS
-                and sample(comparator, "harness_comparator_lag_entries", side="candidate") == 0)
+                and (lag == 0 if redis_7 else lag is not None and math.isnan(lag)))
 
     wait_for(caught_up, 120, f"the comparator to match {SIGNALS} signals", processes)
     comparator = scrape(ports["comparator"])
@@ -87,11 +91,14 @@ def test_workers_and_comparator_serve_metrics_from_zero_to_live_values(
     assert (sample(comparator, "harness_comparator_last_checkpoint_timestamp_seconds") or 0.0) > 1.6e9
     assert (sample(comparator, "harness_comparator_end_to_end_p99_seconds", side="legacy") or 0.0) > 0.0
 
-    def worker_caught_up() -> bool:  # the lag is read with the heartbeat, once a second
+    def worker_caught_up() -> bool:  # backlog figures are read with the heartbeat, once a second
         candidate = scrape(ports["candidate"])
-        return sample(candidate, "harness_worker_lag_entries", worker="candidate") == 0
+        lag = sample(candidate, "harness_worker_lag_entries", worker="candidate")
+        return (sample(candidate, "harness_worker_pending_entries", worker="candidate") == 0
+                and (lag == 0 if redis_7 else lag is not None and math.isnan(lag))
+                and sample(candidate, "harness_worker_last_heartbeat_timestamp_seconds", worker="candidate") != 0)
 
-    wait_for(worker_caught_up, 60, "the candidate's lag to read 0", processes)
+    wait_for(worker_caught_up, 60, "the candidate's backlog to read 0", processes)
     candidate = scrape(ports["candidate"])
     clustered = [sample(candidate, "harness_worker_signals_total", worker="candidate", outcome=outcome) or 0.0
                  for outcome in OUTCOMES]
