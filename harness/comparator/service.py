@@ -12,37 +12,36 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-import msgpack
 import redis
-from msgpack import unpackb as _unpackb
 from tenacity import Retrying, retry_if_exception_type, wait_random_exponential
 
+from harness import experiments
 from harness.comparator.lag import LagMeter
+from harness.comparator.progress_log import ProgressLog as ProgressLog  # re-exported: callers knew it here
+from harness.comparator.records import decode_batch, payload
+from harness.comparator.scope import StartFilter, experiment_report, produced_count
 from harness.comparator.state import ComparatorState
 from harness.comparator.tap import TapMapping
-from harness.report.headline import headline
+from harness.experiments import Experiment
 from harness.transport import keys
 from harness.transport.errors import TransportError
 from harness.transport.redis_errors import PIPELINE_ECHO, translated
 from harness.transport.replies import server_time_ms, text
-from harness.transport.roles import production_summary
 from harness.transport.streams import ensure_group
 
 log = logging.getLogger("harness.comparator")
 
 STATE_KEY = keys.COMPARATOR_STATE_KEY  # the msgpack checkpoint of ComparatorState
 SUMMARY_KEY = keys.COMPARATOR_SUMMARY_KEY  # a small hash for progress displays and `status`
-DEFAULT_GROUP = "comparator"
+DEFAULT_GROUP = keys.COMPARATOR_GROUP
 DEFAULT_CHECKPOINT_S = 1.0
 DEFAULT_READ_COUNT = 2_000
 MAX_BACKOFF_S = 5.0  # the longest wait between two attempts while the store is away
 DEFAULT_MAX_SKEW = 10_000  # pending joins past which only the sides behind are read (memory flat in a burst)
 DEFAULT_STALL_AFTER_S = 30.0  # a side whose results have not moved this long, with input left, is stalled
-PROGRESS_LOG_S = 10.0  # seconds between two progress lines (matched/s, pending, lag per side) at info level
 
 
 @dataclass(frozen=True)
@@ -71,6 +70,9 @@ class ComparatorSettings:
     stall_after_s: float = DEFAULT_STALL_AFTER_S
     max_skew: int = DEFAULT_MAX_SKEW
     extra: dict[str, Any] = field(default_factory=dict)
+    summary_key: str = SUMMARY_KEY
+    experiment: Experiment | None = None  # None: the default experiment's keys, every result counted
+    follow: bool = False  # serve the current experiment, switching when another one starts
 
     @property
     def join(self) -> str:
@@ -86,6 +88,16 @@ def default_feeds(legacy: str = "legacy", candidate: str = "candidate", replica:
     return feeds
 
 
+def settings_for(base: ComparatorSettings, experiment: Experiment) -> ComparatorSettings:
+    """The settings that serve `experiment`: the implicit default keeps the command line's feeds (a replica,
+    a tap); a named one compares its control (the legacy slot) with its candidate from its start."""
+    if experiment.implicit:
+        return replace(base, experiment=experiment)
+    return replace(base, feeds=default_feeds(experiment.control, experiment.candidate), experiment=experiment,
+                   state_key=experiment.state_key, summary_key=experiment.summary_key,
+                   group=experiment.group(base.group), input_stream=experiment.input_stream)
+
+
 def load_state(client: redis.Redis, settings: ComparatorSettings) -> ComparatorState:
     saved = client.get(settings.state_key)
     if saved:
@@ -96,34 +108,11 @@ def load_state(client: redis.Redis, settings: ComparatorSettings) -> ComparatorS
     )
 
 
-def produced_count(client: redis.Redis) -> int | None:
-    value = client.get(keys.PRODUCED_KEY)
-    return int(value) if value is not None else None
-
-
-def live_report(client: redis.Redis) -> dict[str, Any] | None:
-    """The harness.report/1 report of the comparison kept in Redis (None if there is none yet).
-
-    It is dated by the comparator's last checkpoint, so a comparator that died shows as stale.
-    Raises ValueError when the saved state is unreadable.
-    """
-    saved = client.get(STATE_KEY)
-    if not saved:
-        return None
-    state = ComparatorState.from_bytes(saved)
-    updated_ms = client.hget(SUMMARY_KEY, "updated_ms")
-    generated_at = None
-    if updated_ms is not None:
-        stamp = datetime.fromtimestamp(float(updated_ms) / 1000.0, UTC)
-        generated_at = stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    report = state.report(produced_count(client), generated_at=generated_at)
-    report["cutover"] = production_summary(client)
-    lag = client.hget(SUMMARY_KEY, "lag")
-    if lag is not None and "progress" in report:
-        for side, figures in json.loads(lag).items():
-            report["progress"]["sides"].setdefault(side, {}).update(figures)
-    report["headline"] = headline(report)  # again: production and lag figures came in after it was made
-    return report
+def live_report(client: redis.Redis, experiment: str | None = None) -> dict[str, Any] | None:
+    """The harness.report/1 report of an experiment (default: the current one, else the latest), None if
+    nothing was compared yet. Dated by the comparator's last checkpoint, so a comparator that died shows
+    as stale. Raises ValueError when the saved state is unreadable, ExperimentError for an unknown name."""
+    return experiment_report(client, experiments.resolve(client, experiment))
 
 
 class ComparatorObserver:
@@ -143,16 +132,36 @@ class ComparatorService:
         # A second connection whose stream replies skip redis-py's per-entry dict building.
         self._reader = redis.Redis(connection_pool=client.connection_pool)
         self._reader.set_response_callback("XREADGROUP", lambda response, **_: response)
-        self._settings = settings
-        self._by_stream = {feed.stream: feed for feed in settings.feeds}
-        self._cursors: dict[str, str] = {}
+        self._base = settings
         self._stopping = False
-        self.state = load_state(client, settings)
-        self._lag = LagMeter(client, settings, lambda: self.state)
         self._progress_log = ProgressLog()
         self._observer = observer or ComparatorObserver()
-        if observer is not None:  # the report costs a little: only when someone watches
+        self._watched = observer is not None  # the report costs a little: restored() only when someone watches
+        self._serve(self._current() if settings.follow else settings.experiment)
+
+    def _current(self) -> Experiment | None:
+        legacy, candidate = (feed.worker or feed.side for feed in self._base.feeds[:2])
+        return experiments.current(self._client, legacy, candidate)
+
+    def _serve(self, experiment: Experiment | None) -> None:
+        """Compare `experiment` from its checkpoint on (None: idle until one starts)."""
+        settings = self._base if experiment is None else settings_for(self._base, experiment)
+        self._settings = settings
+        self._idle = settings.follow and experiment is None
+        self._by_stream = {feed.stream: feed for feed in settings.feeds}
+        self._cursors: dict[str, str] = {}
+        self._filter = StartFilter(experiment.start_entry if experiment is not None else "0-0")
+        self.state = load_state(self._client, settings)
+        self._lag = LagMeter(self._client, settings, lambda: self.state)
+        if self._watched:
             self._observer.restored(self.state.report()["counts"])
+
+    @property
+    def experiment(self) -> str | None:
+        """The name of the experiment served (None while idle)."""
+        if self._idle:
+            return None
+        return self._settings.experiment.name if self._settings.experiment else keys.DEFAULT_EXPERIMENT
 
     def request_stop(self, *_: object) -> None:
         self._stopping = True
@@ -189,6 +198,7 @@ class ComparatorService:
     def _log_start(self) -> None:
         settings = self._settings
         log.info("comparator started", extra={
+            "experiment": self.experiment if not self._idle else "none running: waiting for one to start",
             "feeds": {feed.side: feed.stream + (" (tap)" if feed.tap else "") for feed in settings.feeds},
             "join": settings.join, "group": settings.group, "input_stream": settings.input_stream,
             "checkpoint_s": settings.checkpoint_s, "resumed_pending": self.state.pending_count()})
@@ -210,6 +220,8 @@ class ComparatorService:
             if now - last_checkpoint >= self._settings.checkpoint_s or read_since_checkpoint > 100_000:
                 self.checkpoint()
                 last_checkpoint, read_since_checkpoint = now, 0
+                if self._settings.follow:
+                    self.follow()
             limit = self._settings.exit_when_idle_s
             if limit is not None and idle_since is not None and now - idle_since >= limit:
                 break
@@ -246,14 +258,51 @@ class ComparatorService:
                     extra={"error": line, "attempt": attempt, "retry_in_s": round(wait_s, 2)})
 
     def rewind(self) -> None:
-        """Point the consumer group of each feed just after what the checkpoint has counted."""
+        """Point the consumer group of each feed just after what the checkpoint has counted (an experiment's
+        start when nothing is counted yet)."""
+        if self._idle:
+            return
+        self._filter.reset()  # what is read again may start before the experiment's start
         saved = {text(k): text(v) for k, v in self._client.hgetall(self._cursor_key).items()}
         has_state = bool(self._client.exists(self._settings.state_key))
+        experiment = self._settings.experiment
         for feed in self._settings.feeds:
-            ensure_group(self._client, feed.stream, self._settings.group, "0")
-            cursor = saved.get(feed.stream, "0") if has_state else "0"
+            start = experiment.results_start(feed.stream) if experiment is not None else "0"
+            ensure_group(self._client, feed.stream, self._settings.group, start)
+            cursor = saved.get(feed.stream, start) if has_state else start
             self._client.xgroup_setid(feed.stream, self._settings.group, cursor)
             self._cursors[feed.stream] = cursor
+
+    def follow(self) -> None:
+        """Switch to the current experiment when another one has started (or idle when none runs): the one
+        served is checkpointed, and, if it has ended, its final report kept and its groups removed."""
+        current = self._current()
+        served = self.experiment
+        if (current.name if current is not None else None) == served:
+            return
+        if served is not None:
+            self.checkpoint()
+            self._finish(served)
+        log.info("experiment switched", extra={
+            "ended": served, "started": current.name if current else None,
+            "control": current.control if current else None, "candidate": current.candidate if current else None})
+        self._serve(current)
+        self.rewind()
+
+    def _finish(self, name: str) -> None:
+        """Keep an ended experiment's final report; its groups and reader cursors go (they would hold back
+        trimming the results streams)."""
+        ended = experiments.get(self._client, name)
+        if ended is None or ended.running:
+            return  # its record was replaced meanwhile, or it is served elsewhere: leave it as it is
+        report = experiment_report(self._client, ended)
+        if report is not None:
+            experiments.freeze(self._client, ended, report)
+        pipe = self._client.pipeline(transaction=False)
+        for feed in self._settings.feeds:
+            pipe.xgroup_destroy(feed.stream, self._settings.group)
+            pipe.hdel(keys.reader_cursors_key(feed.stream), self._settings.group)
+        pipe.execute(raise_on_error=False)
 
     @property
     def _cursor_key(self) -> str:
@@ -261,6 +310,9 @@ class ComparatorService:
 
     def poll_once(self) -> int:
         """Read one round from the feeds; returns how many results were ingested."""
+        if self._idle:  # no experiment runs: wait for one to start
+            time.sleep(self._settings.block_ms / 1000.0)
+            return 0
         # NOACK: the checkpointed cursors are the acknowledgement (see `checkpoint`), so the
         # group keeps no pending list and needs no XACK per result.
         response = self._reader.xreadgroup(
@@ -290,8 +342,9 @@ class ComparatorService:
                 continue
             stream = text(stream_name)
             feed = self._by_stream[stream]
-            records = _decode_batch(entries) if feed.tap is None else [
-                feed.tap.to_record(_payload(fields)) for _, fields in entries]
+            records = decode_batch(entries) if feed.tap is None else [
+                feed.tap.to_record(payload(fields)) for _, fields in entries]
+            records = self._filter.keep(stream, records)
             self.state.ingest(feed.side, records, now_ms)
             self._cursors[stream] = text(entries[-1][0])
             total += len(entries)
@@ -300,6 +353,8 @@ class ComparatorService:
 
     def checkpoint(self) -> None:
         """Persist the state and the cursors of what it has counted, in one transaction."""
+        if self._idle:
+            return
         pipe = self._client.pipeline(transaction=True)
         pipe.set(self._settings.state_key, self.state.to_bytes())
         pipe.hset(self._cursor_key, mapping=self._cursors)
@@ -307,7 +362,7 @@ class ComparatorService:
             pipe.hset(keys.reader_cursors_key(stream), self._settings.group, cursor)
         report, lag, updated_ms = self._measure()
         summary = _summary(report, lag, updated_ms)
-        pipe.hset(SUMMARY_KEY, mapping=summary)
+        pipe.hset(self._settings.summary_key, mapping={**summary, **self._sides()})
         pipe.execute()
         self._observer.checkpointed(report, lag, updated_ms / 1000.0)
         self._progress_log.checkpointed(summary, self.state.progress(), self._cursors)
@@ -315,8 +370,15 @@ class ComparatorService:
     def summary(self) -> dict[str, str]:
         return _summary(*self._measure())
 
+    def _sides(self) -> dict[str, str]:
+        """Which experiment and workers the summary is of (an implicit default is recorded with them)."""
+        legacy, candidate = (feed.worker or feed.stream for feed in self._settings.feeds[:2])
+        return {"experiment": self.experiment or "", "control": legacy, "candidate": candidate}
+
     def _measure(self) -> tuple[dict[str, Any], dict[str, dict[str, Any]], float]:
-        return self.state.report(produced_count(self._client)), self._lag.measure(), server_time_ms(self._client)
+        experiment = self._settings.experiment
+        produced = produced_count(self._client) if experiment is None or experiment.implicit else None
+        return self.state.report(produced), self._lag.measure(), server_time_ms(self._client)
 
 
 def _summary(report: Mapping[str, Any], lag: Mapping[str, Any], updated_ms: float) -> dict[str, str]:
@@ -324,69 +386,6 @@ def _summary(report: Mapping[str, Any], lag: Mapping[str, Any], updated_ms: floa
             "updated_ms": str(updated_ms), "lag": json.dumps(lag)}
 
 
-class ProgressLog:
-    """Logs each checkpoint (debug) and, every `every_s`, the progress (info): matched/s, pending, lag per side."""
-
-    def __init__(self, every_s: float = PROGRESS_LOG_S, clock: Callable[[], float] = time.monotonic) -> None:
-        self._every_s = every_s
-        self._clock = clock
-        self._last: tuple[float, int] | None = None  # (when, matched) at the last progress line
-
-    def checkpointed(self, summary: Mapping[str, str], progress: Mapping[str, Any],
-                     cursors: Mapping[str, str]) -> None:
-        counts = json.loads(summary["counts"])
-        log.debug("checkpoint", extra={"matched": counts["matched"], "pending": counts["pending"],
-                                       "cursors": dict(cursors)})
-        now = self._clock()
-        if self._last is None:
-            self._last = (now, counts["matched"])
-            return
-        since, matched_before = self._last
-        if now - since < self._every_s:
-            return
-        self._last = (now, counts["matched"])
-        rate = (counts["matched"] - matched_before) / (now - since)
-        fields: dict[str, Any] = {
-            "matched": counts["matched"], "matched_per_s": round(rate, 1), "pending": counts["pending"],
-            "missing_legacy": counts["missing_legacy"], "missing_candidate": counts["missing_candidate"]}
-        lag = json.loads(summary.get("lag") or "{}")
-        for side, figures in progress["sides"].items():
-            # flat keys (legacy_lag_s=...), so a text log line reads as well as a JSON one
-            fields[f"{side}_awaiting"] = figures.get("awaiting")
-            for key in ("lag_entries", "lag_s", "stalled"):
-                fields[f"{side}_{key}"] = lag.get(side, {}).get(key)
-        log.info("progress", extra=fields)
-
-
 def _translated_call(action: Callable[[], object]) -> object:
     with translated():
         return action()
-
-
-def _payload(fields: Any) -> bytes:
-    """The `data` value of a raw stream entry ([field, value, ...] or a map); b'' when absent."""
-    if isinstance(fields, dict):
-        return bytes(fields.get(keys.PAYLOAD_FIELD, b""))
-    if fields and fields[0] == keys.PAYLOAD_FIELD:
-        return bytes(fields[1])
-    pairs = dict(zip(fields[::2], fields[1::2], strict=True)) if fields else {}
-    return bytes(pairs.get(keys.PAYLOAD_FIELD, b""))
-
-
-def _decode_batch(entries: list[Any]) -> list[Any]:
-    """Decode a batch of results; the common case in one comprehension, the odd entry one by one."""
-    try:
-        records = [_unpackb(fields[1], raw=False) for _, fields in entries]
-        if all(fields[0] == keys.PAYLOAD_FIELD for _, fields in entries):
-            return records  # rows (the wire form) or maps: the state reads both, and rejects the rest
-    except Exception:
-        pass  # a malformed entry in the batch: take the careful path below
-    return [_unpack(_payload(fields)) for _, fields in entries]
-
-
-def _unpack(payload: bytes) -> Any:
-    # A result that breaks the contract is counted as `rejected` by the state, not dropped.
-    try:
-        return msgpack.unpackb(payload, raw=False)
-    except Exception:
-        return {"id": None}

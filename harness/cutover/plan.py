@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import redis
 
+from harness import experiments
 from harness.cutover import audit
 from harness.cutover.progress import Say, Ticker, silent, when
 from harness.cutover.roles import switch_primary
@@ -157,7 +158,16 @@ def _switch(client: redis.Redis, action: str, target: str, window_s: float | Non
         f"production")
     say(f"switch: {target} is primary; production watermark {before.watermark} -> {roles.watermark}")
     audit.record(client, action, "switch", roles.epoch, who=who, primary=roles.primary, watermark=roles.watermark)
+    _next_experiment(client, action, roles, stream, say)
     return roles
+
+
+def _next_experiment(client: redis.Redis, action: str, roles: Roles, stream: str, say: Say) -> None:
+    """The comparison follows the switch: the new primary is the control, the worker it replaced the shadow."""
+    if not roles.primary or not roles.previous or roles.previous == roles.primary:
+        return
+    started = experiments.on_switch(client, roles.primary, roles.previous, roles.epoch, action, stream)
+    say(f"experiment {started.name}: {started.control} is the control, {started.candidate} the candidate")
 
 
 def run_cutover(client: redis.Redis, request: CutoverRequest, stopper: WorkerStopper,

@@ -6,6 +6,7 @@ import contextlib
 
 import redis
 
+from harness import experiments
 from harness.cutover import audit
 from harness.cutover.plan import CutoverRefused, StepHook, no_hook, window_left_ms
 from harness.cutover.progress import when
@@ -34,6 +35,7 @@ def retire(client: redis.Redis, worker: str, input_stream: str, force_reason: st
     client.hset(keys.RETIRED_KEY, worker, int(server_time_ms(client)))
     if roles.previous == worker:
         client.hdel(keys.ROLES_KEY, "rollback_until_ms")  # nothing left to roll back to
+    experiments.on_retire(client, worker)  # a retired worker is no longer compared
     removed = 0
     with contextlib.suppress(redis.ResponseError):  # no such stream or group: already retired
         removed += int(client.xgroup_destroy(input_stream, worker))

@@ -23,9 +23,10 @@ def judge_loaded(loaded: LoadedReport, policy: Policy) -> GateResult:
                  source=loaded.source)
 
 
-def live_gate(client: redis.Redis, policy: Path, where: str) -> GateResult:
-    """Judge the live comparison in Redis (`where`: how to name that Redis, password hidden)."""
-    return judge_loaded(live_report(client, where), load_policy(policy))
+def live_gate(client: redis.Redis, policy: Path, where: str, experiment: str | None = None) -> GateResult:
+    """Judge an experiment's live comparison in Redis (default: the current one; `where`: how to name that
+    Redis, password hidden)."""
+    return judge_loaded(live_report(client, where, experiment), load_policy(policy))
 
 
 def gate_summary(result: GateResult) -> str:

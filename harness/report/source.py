@@ -45,6 +45,7 @@ class BacktestSpec:
 class LiveSpec:
     connect: Callable[[], redis.Redis]  # builds the client; only called when the live source is chosen
     where: str  # the Redis as shown to a user, password hidden
+    experiment: str | None = None  # None: the current experiment, else the latest
 
 
 def load_report(saved: Path | None, backtest: BacktestSpec | None, live: LiveSpec,
@@ -55,7 +56,7 @@ def load_report(saved: Path | None, backtest: BacktestSpec | None, live: LiveSpe
     if backtest is not None:
         return backtest_report(backtest, on_batch)
     with closing(live.connect()) as client:
-        return live_report(client, live.where)
+        return live_report(client, live.where, live.experiment)
 
 
 def saved_report(path: Path) -> LoadedReport:
@@ -72,21 +73,30 @@ def saved_report(path: Path) -> LoadedReport:
         return LoadedReport(source, None, f"report {path} is corrupt: {exc}")
 
 
-def live_report(client: redis.Redis, where: str) -> LoadedReport:
-    """The comparison kept in Redis by the comparator, dated by its last checkpoint (so a dead one is stale)."""
+def live_report(client: redis.Redis, where: str, experiment: str | None = None) -> LoadedReport:
+    """An experiment's comparison kept in Redis by the comparator (default: the current experiment, else the
+    latest), dated by its last checkpoint (so a dead comparator's is stale); a finished one's final report."""
     import redis as redis_py
 
     from harness.comparator.service import live_report as read_live_report
+    from harness.experiments import ExperimentError, resolve
     from harness.report.headline import headline
 
     source = f"live comparison in {where}"
     try:
         try:
-            report = read_live_report(client)
+            chosen = resolve(client, experiment)
+            named = "" if chosen.implicit else f" of experiment {chosen.name}"
+            if not chosen.implicit:
+                source = f"experiment {chosen.name} ({chosen.control} vs {chosen.candidate}) in {where}"
+            report = read_live_report(client, chosen.name)
+        except ExperimentError as exc:
+            return LoadedReport(source, None, str(exc))
         except (ValueError, KeyError, TypeError) as exc:
             return LoadedReport(source, None, f"the comparison in Redis at {where} is unreadable: {exc}")
         if report is None:
-            return LoadedReport(source, None, f"no comparison in Redis at {where}: run `harness comparator` first")
+            return LoadedReport(source, None, f"no comparison{named} in Redis at {where}: run `harness comparator` "
+                                              f"first")
         # The production and lag figures are added after the state built its report: lead with them too.
         report["headline"] = headline(report)
         return LoadedReport(source, report)

@@ -24,6 +24,10 @@ CUTOVER_KEY = "harness:cutover"  # hash: progress of the running or last cutover
 COMPARATOR_STATE_KEY = "harness:comparator:state"  # the msgpack checkpoint of ComparatorState
 COMPARATOR_SUMMARY_KEY = "harness:comparator:summary"  # a small hash for progress displays and `status`
 RETIRED_KEY = "harness:retired"  # hash worker -> retired_at_ms: its group and state are gone, no rollback to it
+EXPERIMENTS_KEY = "harness:experiments"  # hash experiment name -> its JSON record (harness/experiments.py)
+CURRENT_EXPERIMENT_KEY = "harness:experiments:current"  # the name of the experiment the comparator serves
+DEFAULT_EXPERIMENT = "default"  # the implicit experiment (legacy vs candidate) before any is defined
+COMPARATOR_GROUP = "comparator"  # the comparator's consumer group on each results stream (default experiment)
 
 
 def results_stream(worker: str) -> str:
@@ -91,6 +95,34 @@ def reader_cursors_key(stream: str) -> str:
 def checkpoint_cursors_key(state_key: str) -> str:
     """Hash stream -> last entry that the checkpoint stored at `state_key` has counted."""
     return f"{state_key}:cursors"
+
+
+# One experiment's keys: the implicit default experiment keeps the keys the comparator always had.
+
+
+def experiment_state_key(name: str) -> str:
+    """The msgpack checkpoint of the experiment's ComparatorState."""
+    return COMPARATOR_STATE_KEY if name == DEFAULT_EXPERIMENT else f"harness:experiment:{name}:state"
+
+
+def experiment_summary_key(name: str) -> str:
+    """The experiment's small progress hash (counts, ari, lag, updated_ms, control, candidate)."""
+    return COMPARATOR_SUMMARY_KEY if name == DEFAULT_EXPERIMENT else f"harness:experiment:{name}:summary"
+
+
+def experiment_report_key(name: str) -> str:
+    """The harness.report/1 JSON an experiment ended with, kept for looking back."""
+    return f"harness:experiment:{name}:report"
+
+
+def experiment_keys_pattern() -> str:
+    """Every key of every named experiment (not the registry): what a comparator writes (ACL)."""
+    return "harness:experiment:*"
+
+
+def experiment_group(name: str, base: str = COMPARATOR_GROUP) -> str:
+    """The comparator's consumer group on the results streams while it serves this experiment."""
+    return base if name == DEFAULT_EXPERIMENT else f"{base}:{name}"
 
 
 @dataclass(frozen=True)
