@@ -74,13 +74,19 @@ replica_worker = options.option(
 @options.metrics_host
 @options.log_level
 @options.log_format
+@options.experiment
 def comparator_command(
     redis: options.RedisTarget, legacy_name: str, candidate_name: str, replica_name: str | None, input_stream: str,
     timeout_s: float, stall_after_s: float, max_pending: int, max_skew: int, window: int, group: str,
     checkpoint_s: float, tap_legacy_stream: str | None, tap_mapping: str, exit_when_idle: float | None,
-    metrics_port: int, metrics_host: str, log_level: str, log_format: str,
+    metrics_port: int, metrics_host: str, log_level: str, log_format: str, experiment: str | None,
 ) -> None:
-    """Join legacy's and the candidate's results by signal id and keep the comparison in Redis."""
+    """Join the control's and the candidate's results by signal id and keep the comparison in Redis.
+
+    It serves the current experiment and switches when another one starts (a cutover, a rollback,
+    `harness experiment start`); --experiment NAME serves that one only. Before any experiment is
+    defined, it compares --legacy with --candidate (the experiment "default").
+    """
     configure_logging(log_level, json_lines=log_format == "json")
     feeds = default_feeds(legacy_name, candidate_name, replica_name)
     if tap_legacy_stream:
@@ -88,8 +94,13 @@ def comparator_command(
     settings = ComparatorSettings(
         feeds=feeds, group=group, timeout_ms=timeout_s * 1000.0, max_pending=max_pending, window=window,
         checkpoint_s=checkpoint_s, exit_when_idle_s=exit_when_idle, input_stream=input_stream,
-        stall_after_s=stall_after_s, max_skew=max_skew,
+        stall_after_s=stall_after_s, max_skew=max_skew, follow=experiment is None,
     )
+    client = redis.client()
+    if experiment is not None:
+        from harness.experiments import resolve
+
+        settings.experiment = resolve(client, experiment, legacy_name, candidate_name)
     observer: ComparatorObserver | None = None
     if metrics_port:
         from harness.metrics.comparator import ComparatorMetrics
@@ -97,7 +108,7 @@ def comparator_command(
 
         registry = new_registry()
         observer = ComparatorMetrics([feed.side for feed in feeds], registry)
-    service = ComparatorService(redis.client(), settings, observer)
+    service = ComparatorService(client, settings, observer)
     if metrics_port:
         serve(registry, metrics_host, metrics_port)  # after the service restored its counts: no dip to 0
     import signal
@@ -130,14 +141,16 @@ def pairs_source(command: Command) -> Command:
 @pairs_source
 @options.option("--curves", envvar="HARNESS_REPORT_CURVES", default=6, type=click.IntRange(0),
                 help="HTML: disagreeing signals drawn beside a member of each side's cluster (0: none).")
+@options.experiment
 def report_command(redis: options.RedisTarget, output_format: str, output: Path | None, legacy_name: str,
-                   candidate_name: str, input_stream: str, recording: Path | None, curves: int) -> None:
+                   candidate_name: str, input_stream: str, recording: Path | None, curves: int,
+                   experiment: str | None) -> None:
     """Print the comparison kept in Redis by `harness comparator`."""
     from harness.report.source import LiveSpec, load_report
 
     if output_format == "html" and output is None:
         raise click.UsageError("--format html writes a page: give --output FILE")
-    loaded = load_report(None, None, LiveSpec(redis.client, str(redis)))
+    loaded = load_report(None, None, LiveSpec(redis.client, str(redis), experiment))
     if loaded.report is None:
         raise HarnessError(loaded.problem or f"no comparison in Redis at {redis}")
     if output_format == "html" and output is not None:
@@ -205,12 +218,22 @@ def emit_report(report: dict[str, object], output_format: str, output: Path | No
 @candidate_worker
 @options.option("--pairs", "pairs_path", envvar="HARNESS_EXPORT_PAIRS", required=True,
                 type=options.table_output, help="Output file: .parquet or .csv.")
-def export_command(redis: options.RedisTarget, legacy_name: str, candidate_name: str, pairs_path: Path) -> None:
+@options.experiment
+def export_command(redis: options.RedisTarget, legacy_name: str, candidate_name: str, pairs_path: Path,
+                   experiment: str | None) -> None:
     """Write every matched pair (both labels, the mapped label, agreement, outcomes, latencies) to Parquet or CSV."""
-    from harness.comparator.export import export_pairs
+    from functools import partial
 
-    count = export_pairs(redis.client(), legacy_name, candidate_name, pairs_path)
-    click.echo(f"wrote {count} matched pairs to {pairs_path}")
+    from harness.comparator.export import export_pairs
+    from harness.comparator.scope import counted_window, within
+    from harness.experiments import resolve
+
+    client = redis.client()
+    # the pairs the experiment's comparator had counted at its last checkpoint: as many as its report matched
+    chosen = resolve(client, experiment, legacy_name, candidate_name)
+    select = partial(within, window=counted_window(client, chosen))
+    count = export_pairs(client, chosen.control, chosen.candidate, pairs_path, select)
+    click.echo(f"wrote {count} matched pairs of experiment {chosen.name} to {pairs_path}")
 
 
 @click.command("tap")

@@ -92,6 +92,10 @@ log_format = option(
     "--log-format", envvar="HARNESS_LOG_FORMAT", default="json", type=click.Choice(["json", "text"]),
     help="Structured JSON lines, or plain text for a terminal.",
 )
+experiment = option(
+    "--experiment", "experiment", envvar="HARNESS_EXPERIMENT", default=None,
+    help="The experiment to work on (`harness experiment list`); default: the current one, else the latest.",
+)
 
 
 def env_pairs(ctx: click.Context, param: click.Parameter, pairs: tuple[str, ...]) -> dict[str, str]:
