@@ -25,10 +25,10 @@ WORKER_INPUT = ("xreadgroup", "xack", "xgroup|create", "xpending")  # a consumer
 PRODUCTION = ("xadd", "hset", "hsetnx", "publish")  # the commit script's writes, and --init-primary
 PRODUCER = ("xadd", "publish", "incrby", "hget", "hset", "hgetall", "xtrim", "xinfo|groups", "xinfo|stream",
             "xpending", "xrange", "time")
-COMPARATOR_OWN = ("get", "set", "hget", "hset", "hgetall", "exists", "expire", "del", "xrange", "xrevrange",
+COMPARATOR_OWN = ("get", "set", "hget", "hset", "hdel", "hgetall", "exists", "expire", "del", "xrange", "xrevrange",
                   "xlen", "xinfo|groups", "xinfo|stream", "xpending", "time")
-COMPARATOR_RESULTS = ("xreadgroup", "xack", "xgroup|create", "xgroup|setid", "xinfo|groups", "xpending",
-                      "xrange", "xrevrange", "xlen")
+COMPARATOR_RESULTS = ("xreadgroup", "xack", "xgroup|create", "xgroup|setid", "xgroup|destroy", "xinfo|groups",
+                      "xpending", "xrange", "xrevrange", "xlen")
 # The operator runs cutovers, rollbacks, retire and status, and moves the production grant.
 OPERATOR = ("+@all", "-@dangerous", "+acl|setuser", "+acl|getuser", "+acl|whoami")
 
@@ -99,8 +99,9 @@ def _producer_rules(target: AclTarget) -> list[str]:
 
 def _comparator_rules(target: AclTarget) -> list[str]:
     own = (keys.literal_pattern(keys.COMPARATOR_STATE_KEY) + "*", keys.literal_pattern(keys.COMPARATOR_SUMMARY_KEY),
-           keys.every_worker(keys.reader_cursors_key))
-    reads = (keys.ROLES_KEY, keys.PRODUCTION_STREAM, keys.PRODUCED_KEY, target.input_stream)
+           keys.every_worker(keys.reader_cursors_key), keys.experiment_keys_pattern())
+    reads = (keys.ROLES_KEY, keys.PRODUCTION_STREAM, keys.PRODUCED_KEY, target.input_stream, keys.EXPERIMENTS_KEY,
+             keys.CURRENT_EXPERIMENT_KEY)
     results = _selector([f"~{keys.every_worker(keys.results_stream)}", *_plus(COMPARATOR_RESULTS)])
     return [*(f"~{pattern}" for pattern in own), *(f"%R~{keys.literal_pattern(key)}" for key in reads),
             *_plus(CONNECTION + TRANSACTIONS + COMPARATOR_OWN), "clearselectors", results]
