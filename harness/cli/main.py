@@ -85,11 +85,13 @@ def _register() -> None:
         gate_cmd,
         notify_cmd,
         produce_cmd,
+        serve_cmd,
+        watch_cmd,
         worker_cmd,
     )
 
     for module in (worker_cmd, produce_cmd, compare_cmd, demo_cmd, gate_cmd, cutover_cmd, acl_cmd, deadletter_cmd,
-                   notify_cmd):
+                   notify_cmd, watch_cmd, serve_cmd):
         for command in module.COMMANDS:
             cli.add_command(command)
 
