@@ -27,8 +27,10 @@ from tests.faults.stack import FaultStack, fault_stack, input_ids, production_en
 from tests.support.processes import ROOT, stop, wait_for
 
 # Signals per second, from a producer process, from the first step to the last. Legacy (slow on purpose) must
-# keep up as primary: a machine shared with other work may need less (HARNESS_TEST_LIFECYCLE_RATE).
-RATE = int(os.environ.get("HARNESS_TEST_LIFECYCLE_RATE", "1000"))
+# keep up while it is primary, or each switch copies a backlog that the workers' commits keep invalidating:
+# on a quiet 2-core machine HARNESS_TEST_LIFECYCLE_RATE=1000 passes; shared with other work, legacy manages
+# 500-750/s, hence the default.
+RATE = int(os.environ.get("HARNESS_TEST_LIFECYCLE_RATE", "500"))
 POLICY = str(ROOT / "policies" / "default.toml")
 PAIRS_FOR_A_GATE = 1_500  # above the policy's min_pairs (1,000)
 V2_ENV = {"HARNESS_CANDIDATE_SHAPE_LENGTH": "24"}  # another model version, the same clusters with default features
