@@ -17,11 +17,15 @@ from typing import Any
 
 import redis
 
+from harness import experiments
+from harness.comparator.scope import experiment_report
 from harness.comparator.service import SUMMARY_KEY, live_report
 from harness.errors import HarnessError
+from harness.report.headline import headline
 from harness.supervisor import Supervisor
 from harness.transport import keys
 from harness.transport.connection import redis_client
+from harness.transport.roles import production_summary
 
 
 class DemoError(RuntimeError, HarnessError):
@@ -91,8 +95,16 @@ def read_progress(client: redis.Redis, workers: tuple[str, ...] = ("legacy", "ca
                     int(counts["missing_legacy"]) + int(counts["missing_candidate"]), ari, processed)
 
 
-def run_demo(plan: DemoPlan, on_progress: Callable[[Progress], None] | None = None) -> dict[str, Any]:
-    """Run the whole shadow deployment once and return its harness.report/1 report."""
+Say = Callable[[str], None]
+
+
+def run_demo(plan: DemoPlan, on_progress: Callable[[Progress], None] | None = None,
+             say: Say = lambda line: None) -> dict[str, Any]:
+    """Run the whole shadow deployment once and return its harness.report/1 report: the first experiment's
+    (legacy vs candidate), with production as it ended and every experiment's headline (`experiments`).
+
+    With a cutover, its steps are told as they happen, and a second part of the signals follows the switch,
+    served by the new primary."""
     client = redis_client(plan.redis_url)
     supervisor = Supervisor(plan.log_dir, plan.redis_url)  # children read HARNESS_REDIS_URL: no password in argv
     worker_flags = ["--block-ms", "200"]
@@ -112,25 +124,83 @@ def run_demo(plan: DemoPlan, on_progress: Callable[[Progress], None] | None = No
         supervisor.spawn("producer", produce_args)
         _wait_until_compared(plan, client, supervisor, on_progress)
         if plan.cutover_policy is not None:
-            _cut_over(plan, supervisor)
+            _cut_over(plan, supervisor, say)
+            _after_the_switch(plan, client, supervisor, say)
     finally:
         supervisor.stop_all()
-    report = live_report(client)
+    return _final_report(client, plan)
+
+
+def _final_report(client: redis.Redis, plan: DemoPlan) -> dict[str, Any]:
+    report = live_report(client, keys.DEFAULT_EXPERIMENT)
     if report is None:
         raise DemoError(f"the comparator saved no state; see its log in {plan.log_dir}")
+    if plan.cutover_policy is not None:  # the comparison that was gated, and production as it ended
+        report["cutover"] = production_summary(client)
+        report["headline"] = headline(report)
+    report["experiments"] = [
+        {"name": exp.name, "control": exp.control, "candidate": exp.candidate, "running": exp.running,
+         "headline": (experiment_report(client, exp) or {}).get("headline") or "nothing compared yet"}
+        for exp in experiments.load_all(client) or [experiments.resolve(client)]]
     return report
 
 
-def _cut_over(plan: DemoPlan, supervisor: Supervisor) -> None:
-    """Promote the candidate as an operator would: gate on the live comparison, switch, drain legacy."""
+def _cut_over(plan: DemoPlan, supervisor: Supervisor, say: Say) -> None:
+    """Promote the candidate as an operator would: gate on the live comparison, switch, drain legacy; each
+    step is told as the cutover prints it."""
     cutover = supervisor.spawn("cutover", ["cutover", "--policy", str(plan.cutover_policy), "--stop-with", "process",
                                            "--actor", "harness-demo"])
-    try:
-        code = cutover.wait(timeout=180)
-    except subprocess.TimeoutExpired:
-        raise DemoError(f"the cutover did not finish within 180 s; see {plan.log_dir}/cutover.log") from None
+    code = _follow(plan.log_dir / "cutover.log", cutover, say, CUTOVER_TIMEOUT_S)
+    if code is None:
+        raise DemoError(f"the cutover did not finish within {CUTOVER_TIMEOUT_S:.0f} s; see "
+                        f"{plan.log_dir}/cutover.log")
     if code != 0:
         raise DemoError(f"the cutover was refused or failed: {supervisor.tail('cutover', 2)}")
+
+
+CUTOVER_TIMEOUT_S = 180.0
+
+
+def _follow(log: Path, process: subprocess.Popen[bytes], say: Say, timeout_s: float) -> int | None:
+    """Tell each line the process writes to its log as it comes; its exit code (None: still running at the end)."""
+    deadline = time.monotonic() + timeout_s
+    offset, partial = 0, b""
+    while True:
+        code = process.poll()
+        with log.open("rb") as file:
+            file.seek(offset)
+            chunk = file.read()
+        offset += len(chunk)
+        *lines, partial = (partial + chunk).split(b"\n")
+        for line in lines:
+            say(line.decode(errors="replace"))
+        if code is not None:
+            if partial:
+                say(partial.decode(errors="replace"))
+            return code
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.1)
+
+
+def _after_the_switch(plan: DemoPlan, client: redis.Redis, supervisor: Supervisor, say: Say) -> None:
+    """A second part of the signals, served by the new primary: production goes on after the switch."""
+    count = max(plan.signals // 2, 1)
+    args = ["produce", "--count", str(count), "--seed", str(plan.seed + 1), "--shape-share", str(plan.shape_share)]
+    producer = supervisor.spawn("producer-after-switch", [*args, *(["--rate", str(plan.rate)] if plan.rate else [])])
+    say(f"after the switch: {count:,} more signals, served by the new primary")
+    deadline = time.monotonic() + 120.0 + count / 200.0 + (count / plan.rate if plan.rate else 0.0)
+    while not (producer.poll() == 0 and client.xlen(keys.PRODUCTION_STREAM) >= client.xlen(keys.DEFAULT_INPUT_STREAM)):
+        failed = supervisor.failed()
+        if failed:
+            name, code = next(iter(failed.items()))
+            raise DemoError(f"{name} exited with code {code}: {supervisor.tail(name, 3)} (logs: {plan.log_dir})")
+        if time.monotonic() > deadline:
+            raise DemoError(f"production did not serve every signal in time; logs: {plan.log_dir}")
+        time.sleep(0.2)
+    summary = production_summary(client) or {}
+    served = ", ".join(f"{worker} {results:,}" for worker, results in summary.get("by_worker", {}).items())
+    say(f"production: {summary.get('production_results', 0):,} results, one per signal ({served})")
 
 
 def _wait_until_compared(plan: DemoPlan, client: redis.Redis, supervisor: Supervisor,

@@ -40,7 +40,10 @@ from harness.transport.connection import redis_client
 def demo_command(redis_url: str | None, signals: int, rate: float | None, seed: int, candidate_env: dict[str, str],
                  shape_share: float, aa: bool, cutover: bool, policy: Path, report_json: Path | None,
                  reset: bool) -> None:
-    """Run producer, legacy, candidate and comparator as processes, then print the report."""
+    """Run producer, legacy, candidate and comparator as processes, then print the report.
+
+    With --cutover: the gated cutover's steps as they happen, more signals served by the new primary,
+    and the headline of each experiment (before and after the switch)."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -83,13 +86,21 @@ def demo_command(redis_url: str | None, signals: int, rate: float | None, seed: 
                     bar.update(task, completed=done, note=f"{progress.produced - done:,} behind")
                 bar.update(matched, completed=progress.matched, note=f"ARI {ari}  missing {progress.missing}")
 
-            report = run_demo(plan, on_progress=show)
+            def say(line: str) -> None:  # the cutover's steps, as it prints them
+                bar.console.print(line, highlight=False, soft_wrap=True)
+
+            report = run_demo(plan, on_progress=show, say=say)
     except KeyboardInterrupt:
         raise click.ClickException("interrupted: every demo process was stopped") from None
     finally:
         if server is not None:
             server.stop()
     render_terminal(report, Console())
+    if cutover:  # the story goes on after the switch: every experiment, and how it stands
+        for experiment in report.get("experiments", []):
+            state = "running" if experiment["running"] else "ended"
+            Console().print(f"experiment {experiment['name']} ({experiment['control']} vs {experiment['candidate']}, "
+                            f"{state}): {experiment['headline']}", highlight=False, soft_wrap=True)
     if report_json:
         report_json.write_text(json.dumps(report, indent=2) + "\n")
         console.print(f"report written to {report_json}")

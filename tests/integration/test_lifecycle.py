@@ -160,3 +160,20 @@ def assert_reports_and_exports_agree(stack: FaultStack, folder: Path) -> None:
     assert counts["matched"] >= PAIRS_FOR_A_GATE and counts["missing_legacy"] == counts["missing_candidate"] == 0, \
         "the retired legacy never counts as missing"
     assert v2["experiment"]["end_reason"] == "cutover to candidate-v2 (epoch 5)"
+
+
+def test_demo_with_a_cutover_tells_the_whole_story(tmp_path: Path) -> None:
+    report_file = tmp_path / "report.json"
+    demo = subprocess.run([sys.executable, "-m", "harness", "demo", "--signals", "1500", "--cutover", "--report-json",
+                           str(report_file)], capture_output=True, text=True, cwd=ROOT, timeout=240,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert demo.returncode == 0, demo.stderr
+    told = demo.stderr.splitlines()
+    steps = ["gate pass", "fence:", "switch:", "experiment candidate-vs-legacy-e2", "drained:", "after the switch:"]
+    at = [next(i for i, line in enumerate(told) if line.startswith(step)) for step in steps]
+    assert at == sorted(at), "each step told as it happens, in order"
+    report = json.loads(report_file.read_text())
+    assert report["cutover"]["by_worker"] == {"legacy": 1500, "candidate": 750}, "the new primary serves the rest"
+    assert [exp["name"] for exp in report["experiments"]] == ["default", "candidate-vs-legacy-e2"]
+    assert "experiment default (legacy vs candidate, ended): candidate agrees with legacy" in demo.stdout
+    assert "experiment candidate-vs-legacy-e2 (candidate vs legacy, running):" in demo.stdout
