@@ -82,6 +82,7 @@ def _register() -> None:
         cutover_cmd,
         deadletter_cmd,
         demo_cmd,
+        experiment_cmd,
         gate_cmd,
         notify_cmd,
         produce_cmd,
@@ -91,7 +92,7 @@ def _register() -> None:
     )
 
     for module in (worker_cmd, produce_cmd, compare_cmd, demo_cmd, gate_cmd, cutover_cmd, acl_cmd, deadletter_cmd,
-                   notify_cmd, watch_cmd, serve_cmd):
+                   notify_cmd, watch_cmd, serve_cmd, experiment_cmd):
         for command in module.COMMANDS:
             cli.add_command(command)
 
