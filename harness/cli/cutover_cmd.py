@@ -205,8 +205,8 @@ def status_command(redis: options.RedisTarget, input_stream: str, as_json: bool)
         console.print("comparator: no summary yet (is `harness comparator` running?)")
     else:
         missing = ", ".join(f"{k} {_count(v)}" for k, v in comparator["missing"].items()) or "none"
-        console.print(f"comparator: updated {comparator['updated']}; matched {_count(comparator['matched'])}; "
-                      f"missing: {missing}")
+        console.print(f"comparator (experiment {comparator['experiment']}): updated {comparator['updated']}; "
+                      f"matched {_count(comparator['matched'])}; missing: {missing}")
     trail = Table("at", "action", "step", "epoch", "who", "details", title="audit (latest last)")
     for entry in state["audit"]:
         details = {k: v for k, v in entry.items() if k not in ("at", "action", "step", "epoch", "who")}

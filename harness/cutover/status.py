@@ -8,6 +8,7 @@ from typing import Any
 
 import redis
 
+from harness import experiments
 from harness.cutover import launch
 from harness.cutover.audit import recent
 from harness.cutover.plan import window_left_ms
@@ -56,12 +57,17 @@ def rollback_window(client: redis.Redis) -> dict[str, Any]:
 
 
 def comparator_summary(client: redis.Redis) -> dict[str, Any] | None:
-    """The comparator's own small summary: when it last saved, how many pairs matched, how many are missing."""
-    raw = {text(k): text(v) for k, v in client.hgetall(keys.COMPARATOR_SUMMARY_KEY).items()}
-    if not raw:
+    """The comparator's own small summary of the current experiment (else the latest one that has one): when
+    it last saved, how many pairs matched, how many are missing."""
+    current = experiments.resolve(client)
+    for experiment in [current, *reversed(experiments.load_all(client))]:
+        raw = {text(k): text(v) for k, v in client.hgetall(experiment.summary_key).items()}
+        if raw:
+            break
+    else:
         return None
     counts = json.loads(raw.get("counts", "{}"))
     updated_ms = int(float(raw["updated_ms"])) if "updated_ms" in raw else None
     missing = {name: value for name, value in counts.items() if name.startswith("missing")}
     return {"updated_ms": updated_ms, "updated": when(updated_ms), "matched": counts.get("matched"),
-            "missing": missing}
+            "missing": missing, "experiment": experiment.name}
