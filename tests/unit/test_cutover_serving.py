@@ -139,8 +139,8 @@ def test_a_cutover_tells_each_step_as_it_happens(legacy_primary: redis.Redis) ->
                 say=say)
 
     firsts = [line.split(":")[0] for line in lines]
-    assert firsts == ["candidate is serving", "gate pass", "fence", "switch", *["draining legacy"] * (len(lines) - 6),
-                      "drained", "rollback window"]
+    assert firsts == ["candidate is serving", "gate pass", "fence", "switch", "experiment candidate-vs-legacy-e2",
+                      *["draining legacy"] * (len(lines) - 7), "drained", "rollback window"]
     assert "draining legacy: 0 entries left" in lines
     assert "epoch 1 -> 2" in lines[2]
 
@@ -157,4 +157,5 @@ def test_a_rollback_tells_each_step_as_it_happens(after_cutover: redis.Redis) ->
     lines: list[str] = []
     run_rollback(after_cutover, RecordingStopper(), RollbackRequest(catch_up_s=0), say=lines.append)
     firsts = [line.split(":")[0] for line in lines]
-    assert firsts == ["started legacy", "legacy is serving", "fence", "switch", "rollback done"]
+    assert firsts == ["started legacy", "legacy is serving", "fence", "switch", "experiment legacy-vs-candidate-e3",
+                      "rollback done"]
