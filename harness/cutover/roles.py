@@ -5,10 +5,11 @@ The roles hash itself is read by harness.transport.roles.
 Exactly one production result per input entry, across a switch:
 - workers publish to production only inside the commit script, which checks `primary` and
   skips entries at or below the production `watermark` (already published by someone);
-- the switch runs under WATCH on the roles hash and the new primary's results stream. It
-  copies to production the new primary's results past the watermark (entries it clustered as
-  a shadow while the old primary had not reached them yet), then moves `primary`, `epoch` and
-  `watermark` in the same MULTI/EXEC. If either key changes meanwhile, it starts again.
+- the switch is one Lua script (switch_script.py): if the roles are still as the client read
+  them, it copies to production the new primary's results past the watermark (entries it
+  clustered as a shadow while the old primary had not reached them yet, listed by the client
+  and then whatever came since), and moves `primary`, `epoch` and `watermark`, atomically. If the
+  old primary committed meanwhile, the client reads the news and tries again.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from typing import Any
 
 import redis
 
-from harness.contracts import decode_clustered
+from harness.contracts import RESULT_KEYS, decode_clustered
+from harness.cutover.switch_script import SWITCH_SCRIPT
 from harness.errors import HarnessError
 from harness.security import grants
 from harness.transport import keys
@@ -32,31 +34,79 @@ class RolesError(RuntimeError, HarnessError):
     pass
 
 
-def _unpublished_results(pipe: Any, worker: str, watermark: str) -> list[tuple[str, bytes]]:
-    """The worker's results for input entries past the watermark, oldest first, one per entry."""
-    found: dict[str, bytes] = {}
-    upper = "+"
-    while True:
-        chunk = pipe.xrevrange(keys.results_stream(worker), max=upper, count=500)
-        if not chunk:
-            break
-        for _stream_id, fields in chunk:
-            payload = fields[keys.PAYLOAD_FIELD]
-            entry = decode_clustered(payload).input_entry_id
-            if not entry or not entry_after(entry, watermark):
-                return sorted(found.items(), key=lambda item: parse_entry_id(item[0]))
-            found.setdefault(entry, payload)
-        upper = "(" + text(chunk[-1][0])
-    return sorted(found.items(), key=lambda item: parse_entry_id(item[0]))
+class _Backfill:
+    """The target's results past the production watermark, read once and then only what is new.
 
+    A switch is an optimistic transaction that both workers' commits keep invalidating; reading the
+    whole backlog (and checking it against the input) inside every attempt made a switch behind a
+    slow primary take forever. Here each attempt reads only results and input entries it has not
+    seen, so the window between WATCH and EXEC stays short however large the backlog is."""
 
-def _first_gap(pipe: Any, input_stream: str, watermark: str, backfill: list[tuple[str, bytes]]) -> str | None:
-    """An input entry between the watermark and the end of the backfill that the target has no result for."""
-    if not backfill:
+    def __init__(self, target: str, input_stream: str) -> None:
+        self._stream = keys.results_stream(target)
+        self._input = input_stream
+        self._results: dict[str, str] = {}  # input entry -> id of the target's result for it
+        self._read_until: str | None = None  # the newest results-stream id read
+        self._covered_until = "0-0"  # every input entry up to here has a result in _results
+
+    @property
+    def read_until(self) -> str:
+        return self._read_until or "0-0"
+
+    def refresh(self, client: Any, watermark: str) -> list[tuple[str, str]]:
+        """Read what is new; (input entry, result id) past `watermark`, oldest first, one per entry."""
+        if self._read_until is None:
+            self._read_backwards(client, watermark)
+        else:
+            for stream_id, fields in client.xrange(self._stream, min=f"({self._read_until}", max="+"):
+                self._keep(text(stream_id), fields[keys.PAYLOAD_FIELD], watermark)
+                self._read_until = text(stream_id)
+        return sorted(((entry, result_id) for entry, result_id in self._results.items()
+                       if entry_after(entry, watermark)), key=lambda item: parse_entry_id(item[0]))
+
+    def _read_backwards(self, client: Any, watermark: str) -> None:
+        upper = "+"
+        while chunk := client.xrevrange(self._stream, max=upper, count=500):
+            if self._read_until is None:
+                self._read_until = text(chunk[0][0])
+            for stream_id, fields in chunk:
+                if not self._keep(text(stream_id), fields[keys.PAYLOAD_FIELD], watermark):
+                    return
+            upper = "(" + text(chunk[-1][0])
+        self._read_until = self._read_until or "0-0"
+
+    def _keep(self, result_id: str, payload: bytes, watermark: str) -> bool:
+        entry = decode_clustered(payload).input_entry_id
+        if not entry or not entry_after(entry, watermark):
+            return False
+        self._results.setdefault(entry, result_id)
+        return True
+
+    def first_gap(self, client: Any, watermark: str, backfill: list[tuple[str, str]]) -> str | None:
+        """An input entry between the watermark and the end of the backfill with no target result."""
+        if not backfill:
+            return None
+        start = self._covered_until if entry_after(self._covered_until, watermark) else watermark
+        end = backfill[-1][0]
+        while entry_after(end, start):
+            # Ids only, listed by the server: the input's payloads would cost megabytes per thousand entries.
+            chunk = [text(entry_id) for entry_id in client.eval(_ENTRY_IDS_SCRIPT, 1, self._input, f"({start}",
+                                                                 end, 5000)]
+            if not chunk:
+                break
+            for entry in chunk:
+                if entry not in self._results:
+                    return entry
+                start = entry
+        self._covered_until = start
         return None
-    covered = {entry for entry, _ in backfill}
-    entries = pipe.xrange(input_stream, min=f"({watermark}", max=backfill[-1][0], count=len(backfill) + 1)
-    return next((text(entry_id) for entry_id, _ in entries if text(entry_id) not in covered), None)
+
+
+_ENTRY_IDS_SCRIPT = """
+local ids = {}
+for i, entry in ipairs(redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[2], 'COUNT', ARGV[3])) do ids[i] = entry[1] end
+return ids
+"""
 
 
 SWITCH_ATTEMPTS = 2_000  # optimistic retries while the workers keep committing under the WATCH
@@ -76,41 +126,28 @@ def switch_primary(client: redis.Redis, target: str, rollback_window_s: float | 
 
 
 def _switch(client: redis.Redis, target: str, rollback_window_s: float | None, input_stream: str) -> Roles:
-    with client.pipeline(transaction=True) as pipe:
-        for _attempt in range(SWITCH_ATTEMPTS):
-            try:
-                pipe.watch(keys.ROLES_KEY, keys.results_stream(target))
-                current = read_roles(pipe)
-                if current.primary == target:
-                    pipe.unwatch()
-                    return current
-                backfill = _unpublished_results(pipe, target, current.watermark)
-                gap = _first_gap(pipe, input_stream, current.watermark, backfill)
-                if gap is not None:
-                    pipe.unwatch()
-                    raise RolesError(
-                        f"{target} has no result for input entry {gap}, past the production watermark "
-                        f"{current.watermark} (it started later than {current.primary}, or its results were "
-                        f"trimmed): switching now would leave that signal without a production result; "
-                        f"wait until {current.primary} has passed {backfill[-1][0]}, then run it again")
-                epoch = current.epoch + 1
-                now_ms = int(server_time_ms(pipe))
-                watermark = backfill[-1][0] if backfill else current.watermark
-                pipe.multi()
-                for entry, payload in backfill:
-                    pipe.xadd(keys.PRODUCTION_STREAM,
-                              {keys.PAYLOAD_FIELD: payload, "epoch": epoch, "entry": entry, "worker": target})
-                    pipe.publish(keys.PRODUCTION_CHANNEL, payload)
-                mapping: dict[str, str | int] = {
-                    "primary": target, "epoch": epoch, "watermark": watermark, "switched_at_ms": now_ms,
-                    "previous": current.primary or "",
-                }
-                if rollback_window_s is not None:
-                    mapping["rollback_until_ms"] = now_ms + int(rollback_window_s * 1000)
-                pipe.hset(keys.ROLES_KEY, mapping=mapping)
-                pipe.execute()
-                return read_roles(client)
-            except redis.WatchError:
-                time.sleep(random.uniform(0.001, 0.005))
-    raise RolesError(f"could not switch to {target}: the roles or its results kept changing over "
-                     f"{SWITCH_ATTEMPTS} attempts; run it again")
+    backfill_reader = _Backfill(target, input_stream)
+    switch = client.register_script(SWITCH_SCRIPT)
+    entry_at = RESULT_KEYS.index("entry") + 1  # Lua arrays count from 1
+    for _attempt in range(SWITCH_ATTEMPTS):
+        current = read_roles(client)
+        if current.primary == target:
+            return current
+        backfill = backfill_reader.refresh(client, current.watermark)
+        gap = backfill_reader.first_gap(client, current.watermark, backfill)
+        if gap is not None:
+            raise RolesError(
+                f"{target} has no result for input entry {gap}, past the production watermark "
+                f"{current.watermark} (it started later than {current.primary}, or its results were "
+                f"trimmed): switching now would leave that signal without a production result; "
+                f"wait until {current.primary} has passed {backfill[-1][0]}, then run it again")
+        window_ms = "" if rollback_window_s is None else str(int(rollback_window_s * 1000))
+        pairs = [value for entry, result_id in backfill for value in (result_id, entry)]
+        outcome = switch(keys=[keys.ROLES_KEY, keys.results_stream(target), keys.PRODUCTION_STREAM], args=[
+            target, current.primary or "", current.epoch, current.watermark, backfill_reader.read_until,
+            keys.PRODUCTION_CHANNEL, entry_at, int(server_time_ms(client)), window_ms, *pairs])
+        if int(outcome[0]) == 1:
+            return read_roles(client)
+        time.sleep(random.uniform(0.001, 0.005))  # the old primary committed meanwhile: read its news
+    raise RolesError(f"could not switch to {target}: the roles kept changing over {SWITCH_ATTEMPTS} attempts; "
+                     "run it again")
