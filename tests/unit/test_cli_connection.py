@@ -39,6 +39,10 @@ COMMAND_ARGS: dict[str, list[str]] = {
     "status": [],
     "tap": ["--channel", "prod:out"],
     "trim": [],
+    "watch": ["--once"],
+    "watchdog": ["--once"],
+    "serve": ["--port", "0"],
+    "disagreements": [],
 }
 
 
