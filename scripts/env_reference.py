@@ -26,6 +26,8 @@ def option_rows() -> list[tuple[str, str, str, str]]:
             flag = param.opts[0] if isinstance(param, click.Option) else (param.name or "").upper()
             default = _shown_default(param.default)
             help_text = " ".join((getattr(param, "help", "") or "").split()).replace("|", "\\|")
+            if isinstance(param, click.Argument):  # arguments carry no help: the command's first line says it
+                help_text = (command.get_short_help_str(limit=200) or "").replace("|", "\\|")
             if envvar in seen:
                 first = seen[envvar]
                 seen[envvar] = (envvar, first[1] + f", {name}", first[2], first[3])

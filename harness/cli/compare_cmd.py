@@ -239,7 +239,8 @@ def export_command(redis: options.RedisTarget, legacy_name: str, candidate_name:
 @click.command("tap")
 @options.redis_connection
 @options.option("--channel", "tap_channel", envvar="HARNESS_TAP_CHANNEL", required=True,
-                help="The production output channel to copy from (pub/sub: lossy while this runs not).")
+                help="The production output channel to copy from (pub/sub keeps nothing: what is published "
+                     "while tap is not running is lost).")
 @options.option("--to-stream", envvar="HARNESS_TAP_STREAM", default=keys.tap_stream("legacy"),
                 help="Stream that receives a copy of every message, for `comparator --tap-legacy-stream`.")
 def tap_command(redis: options.RedisTarget, tap_channel: str, to_stream: str) -> None:

@@ -31,7 +31,7 @@ from harness.transport.connection import redis_client
                 help="Also run a second legacy instance, to measure the noise floor (A/A).")
 @options.option("--cutover/--no-cutover", envvar="HARNESS_DEMO_CUTOVER", default=False,
                 help="End the run with a cutover to the candidate, gated by --policy; the report shows the switch.")
-@options.option("--policy", envvar="HARNESS_DEMO_POLICY", default=Path("policies/default.toml"),
+@options.option("--policy", envvar="HARNESS_POLICY", default=Path("policies/default.toml"),
                 type=click.Path(dir_okay=False, path_type=Path), help="Gate policy for --cutover.")
 @options.option("--report-json", envvar="HARNESS_DEMO_REPORT_JSON", default=None,
                 type=options.output_file, help="Also write the JSON report here.")

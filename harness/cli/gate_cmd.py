@@ -45,7 +45,7 @@ path_type = click.Path(dir_okay=False, path_type=Path)
 
 
 @click.command("gate")
-@options.option("--policy", envvar="HARNESS_GATE_POLICY", default=None, type=path_type,
+@options.option("--policy", envvar="HARNESS_POLICY", default=None, type=path_type,
                 help="TOML policy file (see policies/default.toml and docs/gate.md). Required.")
 @options.redis_connection
 @options.option("--report", "report_path", envvar="HARNESS_GATE_REPORT", default=None, type=path_type,
@@ -84,7 +84,7 @@ def gate_command(
 
     # exit 1, not click's usage exit 2: a gate that cannot run must never look inconclusive
     if policy is None:
-        raise click.ClickException("give --policy FILE (or HARNESS_GATE_POLICY): the gate needs a policy")
+        raise click.ClickException("give --policy FILE (or HARNESS_POLICY): the gate needs a policy")
     if report_path is not None and backtest_path is not None:
         raise click.ClickException("give --report FILE or --backtest FILE, not both")
     loaded_policy = load_policy(policy)

@@ -69,7 +69,7 @@ input_stream = option(
 )
 input_channel = option(
     "--channel", envvar="HARNESS_INPUT_CHANNEL", default=DEFAULT_INPUT_CHANNEL,
-    help="Pub/sub channel (with --transport pubsub, or produce --channel-mode).",
+    help="Pub/sub channel a worker reads with --transport pubsub (produce --publish-channel publishes to one).",
 )
 max_samples = option(
     "--max-samples", envvar="HARNESS_MAX_SAMPLES", default=DEFAULT_MAX_SAMPLES, type=click.IntRange(1),

@@ -37,7 +37,8 @@ from harness.transport.trim import trim_stream
               help="Publish on this pub/sub channel instead of the input stream.")
 @click.option("--trim/--no-trim", envvar="HARNESS_PRODUCE_TRIM", show_envvar=True, default=False, show_default=True,
               help="Trim the input stream as it goes, only below what every consumer group has acked.")
-@click.option("--trim-min-groups", envvar="HARNESS_TRIM_MIN_GROUPS", show_envvar=True, show_default=True, default=2,
+@click.option("--min-groups", "--trim-min-groups", "min_groups", envvar="HARNESS_TRIM_MIN_GROUPS", show_envvar=True,
+              show_default=True, default=2,
               type=click.IntRange(1), help="With --trim: trim nothing until at least this many consumer groups exist.")
 @options.option("--run-id", envvar="HARNESS_PRODUCE_RUN_ID", default=None,
                 help="Resume this run (same signals): send only what it has not written yet. Default: a new run.")
@@ -49,7 +50,7 @@ from harness.transport.trim import trim_stream
 def produce_command(
     redis: options.RedisTarget, input_stream: str, count: int, seed: int, rate: float | None, devices: int,
     samples: int, shape_share: float, out_path: Path | None, from_path: Path | None, publish_channel: str | None,
-    trim: bool, trim_min_groups: int, run_id: str | None, max_wait_s: float | None, log_level: str, log_format: str,
+    trim: bool, min_groups: int, run_id: str | None, max_wait_s: float | None, log_level: str, log_format: str,
 ) -> None:
     """Send synthetic signals (or replay a recorded file) to the input stream.
 
@@ -69,7 +70,7 @@ def produce_command(
     configure_logging(log_level, json_lines=log_format == "json")
     run_id = run_id or new_run_id()
     sent = publish_signals(redis.client(), signals, input_stream, rate=rate, channel=publish_channel, trim=trim,
-                           trim_min_groups=trim_min_groups, run_id=run_id, max_wait_s=max_wait_s)
+                           trim_min_groups=min_groups, run_id=run_id, max_wait_s=max_wait_s)
     target = f"channel {publish_channel}" if publish_channel else f"stream {input_stream}"
     click.echo(f"sent {sent} signals to {target} (run {run_id})")
 
