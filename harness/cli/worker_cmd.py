@@ -11,7 +11,7 @@ import click
 
 from harness.cli import options
 from harness.clustering import WorkerContext
-from harness.runtime.loader import BUILTIN_WORKERS, load_algorithm
+from harness.runtime.loader import BUILTIN_WORKERS, declared_hyperparameters, load_algorithm
 from harness.runtime.logs import configure_logging
 from harness.runtime.sentry import init_sentry
 from harness.runtime.worker import (
@@ -59,6 +59,8 @@ from harness.transport.streams import DEFAULT_DEDUPE_TTL_S, StreamTransport, wai
               default=DEFAULT_LEASE_TTL_S, type=click.FloatRange(1.0),
               help="Seconds a dead worker's lease outlives it; a live worker renews it every third. "
                    "A second copy of a live worker refuses to start.")
+@click.option("--hyperparameters", "list_hyperparameters", is_flag=True, default=False,
+              help="List the hyperparameters SPEC declares (variable, default, rule, meaning) and exit.")
 @click.option("--reset-state", envvar="HARNESS_RESET_STATE", show_envvar=True, is_flag=True, default=False,
               help="Delete this worker's stored model state and start fresh. Needed when the stored state "
                    "belongs to another model version (other hyperparameters): it is never mixed.")
@@ -71,7 +73,8 @@ from harness.transport.streams import DEFAULT_DEDUPE_TTL_S, StreamTransport, wai
 def worker_command(
     spec: str, name: str | None, redis: options.RedisTarget, input_stream: str, transport_kind: str, channel: str,
     batch_size: int, block_ms: int, max_deliveries: int, max_samples: int, start_from: str,
-    exit_when_idle: float | None, dedupe_ttl: int, lease_ttl: float, reset_state: bool, init_primary: bool,
+    exit_when_idle: float | None, dedupe_ttl: int, lease_ttl: float, list_hyperparameters: bool, reset_state: bool,
+    init_primary: bool,
     metrics_port: int, metrics_host: str, log_level: str, log_format: str,
 ) -> None:
     """Run one worker. SPEC is legacy, candidate or MODULE:FACTORY.
@@ -80,6 +83,10 @@ def worker_command(
     plain function `fn(signal) -> label | None` that is hosted unchanged. SENTRY_DSN, when
     set, turns on exception capture.
     """
+    if list_hyperparameters:
+        declared = declared_hyperparameters(spec)
+        click.echo(declared.describe() if declared else f"{spec} declares no hyperparameters")
+        return
     configure_logging(log_level, json_lines=log_format == "json")
     # Until the runtime takes over: nothing is in hand yet, so a stop request is a clean exit.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

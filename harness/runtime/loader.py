@@ -9,6 +9,7 @@ from typing import Any
 
 from harness.clustering import ClusteringAlgorithm, FunctionAlgorithm, WorkerContext
 from harness.errors import ConfigurationError
+from harness.hyperparameters import HyperparameterSet
 
 BUILTIN_WORKERS = {"legacy": "workers.legacy:create", "candidate": "workers.candidate:create"}
 
@@ -30,6 +31,16 @@ def resolve_factory(spec: str) -> Callable[..., Any]:
     if not callable(factory):
         raise WorkerSpecError(f"{module_name!r} has no callable {attr!r}")
     return factory  # type: ignore[no-any-return]
+
+
+def declared_hyperparameters(spec: str) -> HyperparameterSet | None:
+    """The HyperparameterSet a factory's module declares as `hyperparameters`, if any."""
+    factory = resolve_factory(spec)
+    declared = getattr(importlib.import_module(factory.__module__), "hyperparameters", None)
+    if declared is None:
+        declared = getattr(importlib.import_module(BUILTIN_WORKERS.get(spec, spec).partition(":")[0]),
+                           "hyperparameters", None)
+    return declared if isinstance(declared, HyperparameterSet) else None
 
 
 def load_algorithm(spec: str, context: WorkerContext) -> ClusteringAlgorithm:

@@ -28,3 +28,13 @@ def test_a_misspelt_variable_is_found_with_the_closest_name() -> None:
     assert SCHEMA.unknown({"HARNESS_TOY_RADIU": "2", "HARNESS_TOY_RADIUS": "1", "PATH": "/bin"}) == [
         "HARNESS_TOY_RADIU (did you mean HARNESS_TOY_RADIUS?)"]
     assert "HARNESS_TOY_RADIUS (default 1.5; a number): Cluster radius." in SCHEMA.describe()
+
+
+def test_the_worker_lists_the_hyperparameters_its_algorithm_declares() -> None:
+    from click.testing import CliRunner
+
+    from harness.cli.main import cli
+
+    listed = CliRunner().invoke(cli, ["worker", "candidate", "--hyperparameters"])
+    assert listed.exit_code == 0 and "HARNESS_CANDIDATE_FEATURES (default deviation;" in listed.output
+    assert "declares no hyperparameters" in CliRunner().invoke(cli, ["worker", "legacy", "--hyperparameters"]).output

@@ -2,4 +2,7 @@
 
 from workers.candidate.bootstrap import bootstrap, create
 
-__all__ = ["bootstrap", "create"]
+# what `harness worker candidate --hyperparameters` lists
+from workers.candidate.config import SCHEMA as hyperparameters
+
+__all__ = ["bootstrap", "create", "hyperparameters"]
