@@ -103,6 +103,9 @@ class RedisControl:
 
     def claim_primary_if_unset(self) -> bool:
         with translated():
+            # Read first: once roles exist, a worker's Redis user may only read them (a shadow cannot write).
+            if self._client.hexists(keys.ROLES_KEY, "primary"):
+                return False
             created = self._client.hsetnx(keys.ROLES_KEY, "primary", self._worker)
             if created:
                 self._client.hset(keys.ROLES_KEY, mapping={"epoch": 1, "watermark": "0-0",
