@@ -9,21 +9,14 @@ primary committed since the client's last read, decoding each result row with cm
 
 from __future__ import annotations
 
+from harness.transport.fencing import LUA_ENTRY_AFTER
+
 SWITCH_SCRIPT = """
 -- KEYS: 1 roles, 2 the new primary's results stream, 3 production stream
 -- ARGV: 1 target, 2 expected primary ('' for none), 3 expected epoch, 4 expected watermark,
 --       5 results-stream id read up to, 6 production channel, 7 position of 'entry' in a result row,
 --       8 now (ms), 9 rollback window (ms, '' for none), then pairs (results-stream id, input entry)
-local function parse(id)
-  local dash = string.find(id, '-', 1, true)
-  if not dash then return tonumber(id), 0 end
-  return tonumber(string.sub(id, 1, dash - 1)), tonumber(string.sub(id, dash + 1))
-end
-local function after(a, b)
-  local ams, aseq = parse(a)
-  local bms, bseq = parse(b)
-  return ams > bms or (ams == bms and aseq > bseq)
-end
+""" + LUA_ENTRY_AFTER + """
 local role = redis.call('HMGET', KEYS[1], 'primary', 'epoch', 'watermark')
 if (role[1] or '') ~= ARGV[2] or (role[2] or '0') ~= ARGV[3] or (role[3] or '0-0') ~= ARGV[4] then
   return {0}  -- a commit or another switch moved the roles since the client read them: read again

@@ -10,6 +10,20 @@ writes nothing twice (its first ack is no longer pending).
 
 from __future__ import annotations
 
+# Stream entry ids in order, in Lua: 'ms-seq' compared as numbers (shared by every script that needs it).
+LUA_ENTRY_AFTER = """
+local function parse(id)
+  local dash = string.find(id, '-', 1, true)
+  if not dash then return tonumber(id), 0 end
+  return tonumber(string.sub(id, 1, dash - 1)), tonumber(string.sub(id, dash + 1))
+end
+local function after(a, b)
+  local ams, aseq = parse(a)
+  local bms, bseq = parse(b)
+  return ams > bms or (ams == bms and aseq > bseq)
+end
+"""
+
 COMMIT_SCRIPT = """
 -- KEYS: 1 results, 2 dead letters, 3 lease, 4 dropped dead letters counter, 5 model state
 -- ARGV: 1 worker, 2 group, 3 n results, 4 n dead letters, 5 results maxlen (0 = unbounded),
@@ -21,16 +35,7 @@ COMMIT_SCRIPT = """
 -- The input, roles and production are names in ARGV, not KEYS: Redis 7 checks every declared key
 -- against the caller's ACL as read-write, and a shadow may only read the roles and never touch
 -- production (docs/security.md); each command below is still checked on its own.
-local function parse(id)
-  local dash = string.find(id, '-', 1, true)
-  if not dash then return tonumber(id), 0 end
-  return tonumber(string.sub(id, 1, dash - 1)), tonumber(string.sub(id, dash + 1))
-end
-local function after(a, b)
-  local ams, aseq = parse(a)
-  local bms, bseq = parse(b)
-  return ams > bms or (ams == bms and aseq > bseq)
-end
+""" + LUA_ENTRY_AFTER + """
 local worker, group = ARGV[1], ARGV[2]
 local n_results, n_dead, maxlen = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local lease, dead_maxlen = ARGV[6], tonumber(ARGV[7])
