@@ -10,6 +10,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from harness.clustering import Assignment, ClusteringAlgorithm, is_replay_safe
 from harness.contracts import (
@@ -32,8 +33,7 @@ Sightings = Callable[[Sequence[tuple[str, str]]], list[bool]]
 Classifier = Callable[[BaseException], TransportError | None]
 
 
-@dataclass(frozen=True)
-class Decoded:
+class Decoded(NamedTuple):  # one per message: a tuple is the cheapest immutable record
     delivery: Delivery
     signal: SignalReceived
 
@@ -54,13 +54,14 @@ def decode_step(deliveries: Sequence[Delivery], max_deliveries: int,
     rejected: list[Rejection] = []
     # A rejected message's id is still worth reading up to the larger of the two limits.
     peek_limit = max(PEEK_MAX_PAYLOAD_BYTES, max_payload_bytes(max_samples))
+    payload_limit = max_payload_bytes(max_samples)
     for delivery in deliveries:
         if delivery.delivery_count > max_deliveries:
             rejected.append(Rejection(delivery, peek_signal_id(delivery.payload, peek_limit), "max_deliveries",
                                       f"delivered {delivery.delivery_count} times without an ack"))
             continue
         try:
-            decoded.append(Decoded(delivery, decode_signal(delivery.payload, max_samples)))
+            decoded.append(Decoded(delivery, decode_signal(delivery.payload, max_samples, max_payload=payload_limit)))
         except ContractError as exc:
             rejected.append(Rejection(delivery, peek_signal_id(delivery.payload, peek_limit), exc.reason, exc.message))
         except Exception as exc:  # a decoder bug must cost one message, never the worker
@@ -135,8 +136,9 @@ def encode_step(deliveries: Sequence[Delivery], clustered: Sequence[Decoded], as
     outcomes: dict[str, int] = {}
     per_signal_log = log.isEnabledFor(logging.DEBUG)
     for item, assignment in zip(clustered, assignments, strict=True):
-        result = builder.clustered(item.delivery, item.signal, assignment, published_ms, per_signal_ms)
-        results.append((item.delivery.entry_id, encode_clustered(result)))
+        delivery = item.delivery
+        results.append((delivery.entry_id,
+                        builder.clustered_wire(delivery, item.signal, assignment, published_ms, per_signal_ms)))
         outcomes[assignment.outcome] = outcomes.get(assignment.outcome, 0) + 1
         if per_signal_log:
             log.debug("signal clustered", extra={"signal_id": item.signal.signal_id, "outcome": assignment.outcome,
@@ -144,8 +146,9 @@ def encode_step(deliveries: Sequence[Delivery], clustered: Sequence[Decoded], as
     for rejection in rejections:
         results.append((rejection.delivery.entry_id, encode_clustered(builder.rejected(rejection, published_ms))))
         outcomes["error"] = outcomes.get("error", 0) + 1
-    position = {delivery.entry_id: index for index, delivery in enumerate(deliveries)}
-    results.sort(key=lambda result: position[result[0]])
+    if rejections:  # the clustered ones are already in input order
+        position = {delivery.entry_id: index for index, delivery in enumerate(deliveries)}
+        results.sort(key=lambda result: position[result[0]])
     return results, outcomes
 
 

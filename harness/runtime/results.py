@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import dataclass
 
 from harness.clustering import Assignment
-from harness.contracts import SignalClustered, SignalReceived
+from harness.contracts import SignalClustered, SignalReceived, pack_result
 from harness.transport.base import DeadLetter, Delivery
 
 DEFAULT_DEAD_LETTER_PAYLOAD_BYTES = 4096  # a dead letter keeps this much of the message, plus its size and hash
@@ -39,25 +39,15 @@ class ResultBuilder:
     worker: str
     model_version: str
 
-    def clustered(self, delivery: Delivery, signal: SignalReceived, assignment: Assignment,
-                  published_ms: float, processing_ms: float) -> SignalClustered:
-        return SignalClustered(
-            signal_id=signal.signal_id,
-            worker=self.worker,
-            model_version=self.model_version,
-            outcome=assignment.outcome,
-            label=assignment.label,
-            is_new_cluster=assignment.is_new_cluster,
-            entered_at_ms=delivery.entered_at_ms,
-            published_at_ms=max(published_ms, delivery.entered_at_ms),
-            processing_ms=processing_ms,
-            device_id=signal.meta.device_id,
-            true_kind=signal.meta.true_kind,
-            error_type=assignment.error_type,
-            error_message=assignment.error_message,
-            redelivered=delivery.redelivered,
-            input_entry_id=delivery.entry_id,
-        )
+    def clustered_wire(self, delivery: Delivery, signal: SignalReceived, assignment: Assignment,
+                       published_ms: float, processing_ms: float) -> bytes:
+        """The encoded result of a signal the algorithm saw (not built as a SignalClustered: the hot path)."""
+        meta = signal.meta
+        return pack_result(
+            signal.signal_id, self.worker, self.model_version, assignment.outcome, assignment.label,
+            assignment.is_new_cluster, delivery.entered_at_ms, max(published_ms, delivery.entered_at_ms),
+            processing_ms, meta.device_id, meta.true_kind, assignment.error_type, assignment.error_message,
+            delivery.redelivered, delivery.entry_id, None)
 
     def rejected(self, rejection: Rejection, published_ms: float) -> SignalClustered:
         delivery = rejection.delivery

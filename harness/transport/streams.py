@@ -111,7 +111,12 @@ class StreamTransport(Transport):
         )
         if not response:
             return []
-        return [self._delivery(entry_id, fields, False, 1) for entry_id, fields in response[0][1]]
+        payload_field = keys.PAYLOAD_FIELD
+        deliveries = []
+        for entry_id, fields in response[0][1]:  # _delivery inlined: this loop runs once per message
+            entry = entry_id.decode()
+            deliveries.append(Delivery(entry, (fields or {}).get(payload_field, b""), float(entry.split("-", 1)[0])))
+        return deliveries
 
     def _read_pending(self) -> list[Delivery]:
         # One entry at a time: a read counts as a delivery for every entry it returns, so reading

@@ -16,7 +16,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.contracts import ContractError, SignalReceived, decode_signal, peek_signal_id
+from harness.contracts import (
+    DEFAULT_MAX_SAMPLES,
+    ContractError,
+    SignalReceived,
+    _checked_signal,
+    _well_formed_signal,
+    decode_signal,
+    peek_signal_id,
+)
 from tests.unit.test_contracts_corpus import decoded_or_rejected, usable_text
 
 SLOW = [HealthCheck.too_slow, HealthCheck.data_too_large]  # big values on purpose
@@ -61,8 +69,8 @@ def valid_wire() -> dict[str, Any]:
             "rate": 1000.0, "t0": 1.7e9, "samples": [230.0, 231.5, 229.25]}
 
 
-def mutated(field: str, value: object) -> dict[str, Any]:
-    wire = valid_wire()
+def mutated(field: str, value: object, wire: dict[str, Any] | None = None) -> dict[str, Any]:
+    wire = valid_wire() if wire is None else wire
     target, key = (wire["meta"], field[5:]) if field.startswith("meta.") else (wire, field)
     if value is MISSING:
         target.pop(key)
@@ -211,3 +219,30 @@ def test_oversize_input_is_rejected_before_it_is_parsed_in_bounded_memory() -> N
         finally:
             tracemalloc.stop()
         assert peak < bound, f"{name}: peak {peak:,} bytes for a payload of {len(payload):,}"
+
+
+def packed_wire() -> dict[str, Any]:
+    """What our producer writes: float rate and t0, float32 bytes for the samples (the decoder's fast path)."""
+    wire = valid_wire()
+    wire["samples"] = np.array(wire["samples"], "<f4").tobytes()
+    return wire
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=SLOW)
+@given(batches(st.tuples(st.sampled_from(FIELDS), st.one_of(st.just(MISSING), MSGPACK_VALUES, TEXTS))))
+def test_the_fast_path_accepts_only_what_the_field_checks_accept_and_decodes_it_the_same(
+    edits: list[tuple[str, object]]
+) -> None:
+    for field, value in edits:
+        wire = mutated(field, value, packed_wire())
+        fast = _well_formed_signal(wire, DEFAULT_MAX_SAMPLES)
+        if fast is None:
+            continue
+        checked = _checked_signal(wire, DEFAULT_MAX_SAMPLES)
+        assert (fast.signal_id, fast.meta, fast.sample_rate_hz, fast.start_time) == (
+            checked.signal_id, checked.meta, checked.sample_rate_hz, checked.start_time)
+        assert fast.samples.tobytes() == checked.samples.tobytes()
+
+
+def test_the_fast_path_takes_the_producers_messages() -> None:
+    assert _well_formed_signal(packed_wire(), DEFAULT_MAX_SAMPLES) is not None

@@ -92,6 +92,10 @@ def test_encode_puts_results_back_in_input_order_and_counts_outcomes() -> None:
     assert outcomes == {"clustered": 2, "error": 1}
     first = decode_clustered(results[0][1])
     assert first.published_at_ms >= first.entered_at_ms, "a result is never published before its entry"
+    signal = decoded[0].signal
+    assert (first.signal_id, first.worker, first.model_version, first.outcome, first.label, first.device_id,
+            first.true_kind, first.input_entry_id, first.processing_ms, first.epoch) == (
+        signal.signal_id, "w", "m1", "clustered", "k", signal.meta.device_id, signal.meta.true_kind, "1-0", 0.5, None)
 
 
 def test_a_dead_letter_keeps_a_capped_prefix_with_the_size_and_hash_of_the_whole() -> None:
