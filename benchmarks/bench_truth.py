@@ -39,11 +39,12 @@ SHAPE_FIXED = {
     "HARNESS_CANDIDATE_NOISE_THRESHOLD": "0.001",
     "HARNESS_CANDIDATE_SIMILARITY_SCALE": "1",
 }
-SHAPE_GRID = {  # 3 x 2 x 3 x 2 = 36 settings
+SHAPE_GRID = {  # 3 x 2 x 3 x 2 x 2 = 72 settings
     "HARNESS_CANDIDATE_SIMILARITY_THRESHOLD": ("0.3", "0.4", "0.5"),
     "HARNESS_CANDIDATE_SHAPE_LENGTH": ("16", "32"),
     "HARNESS_CANDIDATE_AMPLITUDE_WEIGHT": ("0.3", "0.5", "1"),
     "HARNESS_CANDIDATE_CENTROID": ("first", "mean"),
+    "HARNESS_CANDIDATE_SHAPE_PARTS": ("wave", "wave+quantiles"),
 }
 DBSTREAM_GRID = {  # 2 x 3 x 2 x 2 = 24 settings; the other parameters keep River's defaults
     "HARNESS_DBSTREAM_FEATURES": ("stats", "shape"),

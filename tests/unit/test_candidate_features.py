@@ -8,7 +8,7 @@ import pytest
 from harness.contracts import SignalMeta, SignalReceived
 from workers.candidate.domain.features import prepare_batch, profiles, smooth_batch, tumbling_mean
 from workers.candidate.domain.settings import Features, NegativeVoltage, Settings
-from workers.candidate.domain.shape import resample, shape_profiles
+from workers.candidate.domain.shape import Ragged, resample, shape_profiles
 from workers.legacy.algorithm import profile as legacy_profile
 from workers.legacy.algorithm import smooth as legacy_smooth
 
@@ -129,3 +129,45 @@ def test_shape_mode_profiles_anomalies_from_the_smoothed_signal() -> None:
     assert profile is not None and profile.shape == (9,)
     (expected,) = shape_profiles([legacy_smooth(samples.astype(np.float32))], 8, 1.0)
     assert profile.tolist() == expected.tolist()
+
+
+def test_ragged_medians_equal_numpy_medians_to_the_bit_for_odd_even_and_single_rows() -> None:
+    rng = np.random.default_rng(3)
+    rows = [rng.normal(0, 10, size=n) for n in (1, 2, 3, 10, 11, 134)]
+    assert Ragged.of(rows).medians().tolist() == [float(np.median(row)) for row in rows]
+
+
+def test_ragged_resampling_equals_per_row_resampling_whatever_the_lengths() -> None:
+    rng = np.random.default_rng(4)
+    rows = [rng.normal(0, 1, size=n) for n in (1, 2, 5, 16, 17, 100)]
+    batch = Ragged.of(rows).resample(16)
+    for row, resampled in zip(rows, batch, strict=True):
+        assert resampled.tolist() == resample(row[None, :], 16)[0].tolist()
+
+
+def test_shape_profiles_of_a_mixed_batch_equal_each_rows_own_profile() -> None:
+    rng = np.random.default_rng(5)
+    rows = [np.cumsum(rng.normal(0, 1, size=n)) for n in (20, 7, 20, 133)]
+    together = shape_profiles(rows, 16, amplitude_weight=0.5)
+    for row, profile in zip(rows, together, strict=True):
+        assert profile == pytest.approx(shape_profiles([row], 16, amplitude_weight=0.5)[0], rel=1e-12, abs=1e-12)
+
+
+def test_a_batch_of_mixed_lengths_is_screened_against_each_signals_own_median() -> None:
+    rng = np.random.default_rng(6)
+    signals = [signal(230 + rng.normal(0, 3, size=n), f"s{i}", f"d{i % 2}") for i, n in enumerate([200, 310, 97, 200])]
+    batch = prepare_batch(signals, Settings(noise_threshold=0.5), {"d0": None, "d1": np.zeros(5)})
+    for prepared, s in zip(batch.signals, signals, strict=True):
+        row = legacy_smooth(s.samples)
+        assert prepared.profile == pytest.approx(legacy_profile(row - np.median(row)), rel=1e-12, abs=1e-12)
+
+
+def test_quantile_parts_are_blind_to_where_an_event_starts_and_keep_distances_within_two() -> None:
+    early = np.r_[np.zeros(10), np.full(30, 5.0), np.linspace(5.0, 2.0, 60)]
+    late = np.r_[np.zeros(40), np.full(30, 5.0), np.linspace(5.0, 2.0, 30)]
+    sorted_early, sorted_late = (ragged.tolist() for ragged in Ragged.of([early, late]).sorted().rows())
+    assert sorted_early == sorted(early.tolist()) and sorted_late == sorted(late.tolist())
+    one, other = shape_profiles([early, late], 16, amplitude_weight=0.0, quantiles=True)
+    assert one.shape == (33,) and np.linalg.norm(one[16:32] - other[16:32]) < np.linalg.norm(one[:16] - other[:16])
+    rising, falling = shape_profiles([np.linspace(0, 1, 40), np.linspace(1, 0, 40)], 16, 0.0, quantiles=True)
+    assert np.linalg.norm(rising - falling) == pytest.approx(np.sqrt(2.0))  # waveforms opposite, quantiles equal

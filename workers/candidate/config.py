@@ -10,7 +10,7 @@ from enum import StrEnum
 from typing import Any
 
 from harness.hyperparameters import Hyperparameter, HyperparameterError, HyperparameterSet
-from workers.candidate.domain.settings import Centroid, ClusterScope, Features, NegativeVoltage, Settings
+from workers.candidate.domain.settings import Centroid, ClusterScope, Features, NegativeVoltage, Settings, ShapeParts
 
 BASE_MODEL_VERSION = "candidate-1.0"
 
@@ -67,6 +67,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "amplitude_weight": _number(0.0, math.inf, low_inclusive=True),
     "similarity_scale": _number(0.0, math.inf, low_inclusive=False),
     "cluster_scope": _choice(ClusterScope),
+    "shape_parts": _choice(ShapeParts),
 }
 
 
@@ -127,6 +128,12 @@ HYPERPARAMETERS: tuple[Hyperparameter, ...] = (
         "HARNESS_CANDIDATE_CLUSTER_SCOPE", "cluster_scope", "device",
         _PARSERS["cluster_scope"], "one of device, shared",
         "Clusters per device, or one set shared by the fleet (labels shared/kN).",
+    ),
+    Hyperparameter(
+        "HARNESS_CANDIDATE_SHAPE_PARTS", "shape_parts", "wave",
+        _PARSERS["shape_parts"], "one of wave, wave+quantiles",
+        "A shape profile's parts beside the log amplitude: the resampled waveform, or also its "
+        "sorted values resampled alike (blind to where in the signal an event starts).",
     ),
 )  # fmt: skip
 SCHEMA = HyperparameterSet("HARNESS_CANDIDATE_", BASE_MODEL_VERSION, HYPERPARAMETERS)

@@ -6,11 +6,10 @@ import abc
 from collections.abc import Mapping, Sequence
 
 from workers.candidate.domain.model import (
-    Allocation,
     Cluster,
     ClusterSet,
+    ClusterWork,
     PreparedBatch,
-    PreparedSignal,
     SignalClustered,
     SignalReceived,
     Vector,
@@ -43,7 +42,8 @@ class ClusterRepository(abc.ABC):
 
 
 class SignalClustering(abc.ABC):
-    """The algorithm: `prepare` a whole batch at once, then `allocate` each signal in stream order."""
+    """The algorithm: `prepare` a whole batch at once, then `match` each anomaly in stream order against
+    the clusters of its scope, `open`ed for the batch."""
 
     @abc.abstractmethod
     def prepare(self, signals: Sequence[SignalReceived], references: Mapping[str, Vector | None]) -> PreparedBatch:
@@ -54,7 +54,12 @@ class SignalClustering(abc.ABC):
         """Whose clusters a device's anomalies join: the device's own, or a scope shared by many."""
 
     @abc.abstractmethod
-    def allocate(self, signal: PreparedSignal, past: ClusterSet) -> Allocation: ...
+    def open(self, past: ClusterSet) -> ClusterWork:
+        """A scope's clusters, ready to be matched, joined and founded during one batch."""
+
+    @abc.abstractmethod
+    def match(self, anomaly: Vector, work: ClusterWork) -> int | None:
+        """The index of the cluster the anomaly joins, or None if it founds a new one."""
 
 
 class SignalClusteredPublisher(abc.ABC):

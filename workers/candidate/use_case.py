@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from workers.candidate.domain.model import Cluster, PreparedSignal, SignalClustered, SignalReceived
+from harness.contracts import DEFAULT_LABEL
+from workers.candidate.domain.model import ClusterWork, PreparedSignal, SignalClustered, SignalReceived
 from workers.candidate.ports import (
     ClusterIdGenerator,
     ClusterRepository,
@@ -37,29 +38,35 @@ class ClusterSignal:
             batch = self._clustering.prepare(signals, {device: self._repo.get_reference(device) for device in devices})
             for device_id, reference in batch.references.items():
                 self._repo.set_reference(device_id, reference)
+            works: dict[str, ClusterWork] = {}
             for signal in batch.signals:
                 try:
-                    self.handle(signal)
+                    event = self.handle(signal, works)
                 except Exception as exc:  # a bug on one signal must not cost the others their outcome
-                    self._publisher.publish(SignalClustered.failed(signal.signal_id, signal.device_id, exc))
+                    event = SignalClustered.failed(signal.signal_id, signal.device_id, exc)
+                self._publisher.publish(event)
+            for work in works.values():
+                for cluster in work.changed():
+                    self._repo.save_cluster(cluster)
             self._repo.commit()
         except BaseException:
             self._repo.rollback()
             raise
 
-    def handle(self, signal: PreparedSignal) -> None:
-        device_id = signal.device_id
+    def handle(self, signal: PreparedSignal, works: dict[str, ClusterWork]) -> SignalClustered:
+        """The signal's outcome; an anomaly joins or founds a cluster in the works of its scope."""
+        device_id, anomaly = signal.device_id, signal.profile
+        if signal.decline_reason is not None:
+            return SignalClustered.declined(signal.signal_id, device_id, signal.decline_reason)
+        if anomaly is None:
+            return SignalClustered(signal.signal_id, device_id, DEFAULT_LABEL)
         scope = self._clustering.scope_of(device_id)
-        past = self._repo.get_clusters(scope)
-        allocation = self._clustering.allocate(signal, past)
-        if allocation.decline_reason is not None:
-            self._publisher.publish(SignalClustered.declined(signal.signal_id, device_id, allocation.decline_reason))
-            return
-        cluster = allocation.cluster
-        if cluster is None:
-            assert allocation.profile is not None  # a new cluster always carries its first profile
-            number = len(past) + 1
-            cluster = Cluster.found(self._ids.next_label(scope, number), scope, number, allocation.profile)
-        if not cluster.is_default():
-            self._repo.save_cluster(cluster)
-        self._publisher.publish(SignalClustered(signal.signal_id, device_id, cluster.label, allocation.is_new))
+        work = works.get(scope)
+        if work is None:
+            work = works[scope] = self._clustering.open(self._repo.get_clusters(scope))
+        index = self._clustering.match(anomaly, work)
+        if index is not None:
+            return SignalClustered(signal.signal_id, device_id, work.join(index, anomaly))
+        label = self._ids.next_label(scope, len(work) + 1)
+        work.found(label, anomaly)
+        return SignalClustered(signal.signal_id, device_id, label, True)

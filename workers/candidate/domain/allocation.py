@@ -9,15 +9,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from workers.candidate.domain.features import prepare_batch
-from workers.candidate.domain.model import (
-    Allocation,
-    Cluster,
-    ClusterSet,
-    PreparedBatch,
-    PreparedSignal,
-    SignalReceived,
-    Vector,
-)
+from workers.candidate.domain.model import ClusterSet, ClusterWork, PreparedBatch, SignalReceived, Vector
 from workers.candidate.domain.settings import Centroid, Settings
 from workers.candidate.ports import SignalClustering
 
@@ -27,7 +19,7 @@ class ProfileClustering(SignalClustering):
         self.settings = settings
         self._running_mean = settings.centroid is Centroid.MEAN
         self._scale = settings.similarity_scale
-        self._defaults: dict[str, Allocation] = {}  # one per device, built once
+        self._threshold = settings.similarity_threshold
 
     def scope_of(self, device_id: str) -> str:
         return self.settings.scope_of(device_id)
@@ -35,28 +27,19 @@ class ProfileClustering(SignalClustering):
     def prepare(self, signals: Sequence[SignalReceived], references: Mapping[str, Vector | None]) -> PreparedBatch:
         return prepare_batch(signals, self.settings, references)
 
-    def allocate(self, signal: PreparedSignal, past: ClusterSet) -> Allocation:
-        if signal.decline_reason is not None:
-            return Allocation.declined(signal.decline_reason)
-        anomaly = signal.profile
-        if anomaly is None:
-            return self._default(signal.device_id)
-        if len(past):
-            best, similarity = most_similar(past.representatives, anomaly, self._scale)
-            if similarity >= self.settings.similarity_threshold:
-                return Allocation.to(past.clusters[best].joined_by(anomaly, self._running_mean))
-        return Allocation.new(anomaly)
+    def open(self, past: ClusterSet) -> ClusterWork:
+        return ClusterWork(past, self._running_mean)
 
-    def _default(self, device_id: str) -> Allocation:
-        allocation = self._defaults.get(device_id)
-        if allocation is None:
-            allocation = self._defaults[device_id] = Allocation.to(Cluster.default(device_id))
-        return allocation
+    def match(self, anomaly: Vector, work: ClusterWork) -> int | None:
+        if not len(work):
+            return None
+        best, similarity = most_similar(work.representatives, anomaly, self._scale)
+        return best if similarity >= self._threshold else None
 
 
 def most_similar(representatives: Vector, anomaly: Vector, scale: float) -> tuple[int, float]:
     """Index and similarity exp(-distance / scale) of the closest row; ties go to the earliest."""
     difference = representatives - anomaly
-    squared = np.add.reduce(difference * difference, axis=1)
+    squared = np.einsum("ij,ij->i", difference, difference)
     best = int(squared.argmin())
     return best, math.exp(-math.sqrt(float(squared[best])) / scale)

@@ -7,15 +7,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from harness.contracts import DEFAULT_LABEL, SignalReceived
+from harness.contracts import SignalReceived
 from workers.candidate.domain.settings import PROFILE_SIZE
 
 Vector = npt.NDArray[np.float64]
 
 __all__ = [
-    "Allocation",
     "Cluster",
     "ClusterSet",
+    "ClusterWork",
     "PreparedBatch",
     "PreparedSignal",
     "SignalClustered",
@@ -43,28 +43,9 @@ class PreparedBatch:
 class Cluster:
     label: str
     device_id: str  # its scope: the device, or SHARED_SCOPE when the fleet shares its clusters
-    number: int  # 1, 2, ... in creation order per device; 0 for the default cluster
-    representative: tuple[float, ...]  # a profile; empty for the default cluster
+    number: int  # 1, 2, ... in creation order per scope
+    representative: tuple[float, ...]  # a profile
     members: int = 1
-
-    def is_default(self) -> bool:
-        return self.number == 0
-
-    @staticmethod
-    def default(device_id: str) -> Cluster:
-        return Cluster(DEFAULT_LABEL, device_id, 0, (), 0)
-
-    @staticmethod
-    def found(label: str, device_id: str, number: int, profile: Vector) -> Cluster:
-        return Cluster(label, device_id, number, tuple(profile.tolist()), 1)
-
-    def joined_by(self, profile: Vector, running_mean: bool) -> Cluster:
-        """This cluster with one more member; its representative moves only for a running mean."""
-        representative = self.representative
-        if running_mean:
-            mean = (np.array(representative) * self.members + profile) / (self.members + 1)
-            representative = tuple(mean.tolist())
-        return Cluster(self.label, self.device_id, self.number, representative, self.members + 1)
 
 
 def _no_representatives() -> Vector:
@@ -105,26 +86,58 @@ class ClusterSet:
         return ClusterSet(self.device_id, clusters, representatives)
 
 
-@dataclass(frozen=True)
-class Allocation:
-    """What the clustering decided for one signal; a new cluster still needs its label."""
+GROWTH = 16  # rows added to a scope's matrix of representatives when it is full
 
-    cluster: Cluster | None  # None for a new cluster or a declined signal
-    is_new: bool = False
-    profile: Vector | None = None  # set for a new cluster
-    decline_reason: str | None = None
 
-    @staticmethod
-    def to(cluster: Cluster) -> Allocation:
-        return Allocation(cluster)
+class ClusterWork:
+    """One scope's clusters while a batch runs: the representatives sit in one matrix, updated in place,
+    so an anomaly costs a single distance computation. `changed()` says what to save at the batch's end."""
 
-    @staticmethod
-    def new(profile: Vector) -> Allocation:
-        return Allocation(None, True, profile)
+    def __init__(self, past: ClusterSet, running_mean: bool) -> None:
+        self.scope = past.device_id
+        self._running_mean = running_mean
+        self._labels = [cluster.label for cluster in past.clusters]
+        self._members = [cluster.members for cluster in past.clusters]
+        self._matrix = past.representatives.copy()  # rows past len(self) are spare capacity
+        self._changed: set[int] = set()
 
-    @staticmethod
-    def declined(reason: str) -> Allocation:
-        return Allocation(None, decline_reason=reason)
+    def __len__(self) -> int:
+        return len(self._labels)
+
+    @property
+    def representatives(self) -> Vector:
+        return self._matrix[: len(self._labels)]
+
+    def join(self, index: int, profile: Vector) -> str:
+        """Adds a member to cluster `index` (0-based); its representative moves only for a running mean."""
+        members = self._members[index]
+        if self._running_mean:  # (representative * members + profile) / (members + 1), in place
+            representative = self._matrix[index]
+            representative *= members
+            representative += profile
+            representative /= members + 1
+        self._members[index] = members + 1
+        self._changed.add(index)
+        return self._labels[index]
+
+    def found(self, label: str, profile: Vector) -> None:
+        count = len(self._labels)
+        if count == self._matrix.shape[0] or self._matrix.shape[1] != profile.shape[0]:
+            grown = np.empty((count + GROWTH, profile.shape[0]))
+            if count:  # raises if the widths differ: a profile unlike the scope's clusters
+                grown[:count] = self._matrix[:count]
+            self._matrix = grown
+        self._matrix[count] = profile
+        self._labels.append(label)
+        self._members.append(1)
+        self._changed.add(count)
+
+    def changed(self) -> list[Cluster]:
+        """The clusters founded or joined since the work began, in number order."""
+        return [
+            Cluster(self._labels[i], self.scope, i + 1, tuple(self._matrix[i].tolist()), self._members[i])
+            for i in sorted(self._changed)
+        ]
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,13 @@ class Features(StrEnum):
     SHAPE = "shape"  # the smoothed signal resampled and z-normalised, plus its log amplitude
 
 
+class ShapeParts(StrEnum):
+    """What a shape profile holds beside its log amplitude (shape features only)."""
+
+    WAVE = "wave"  # the waveform in time order
+    WAVE_QUANTILES = "wave+quantiles"  # and its sorted values: the same wherever in the window an event starts
+
+
 class ClusterScope(StrEnum):
     """Whose anomalies may share a cluster."""
 
@@ -51,6 +58,7 @@ class Settings:
     amplitude_weight: float = 1.0  # weight of log amplitude against the shape (shape features only)
     similarity_scale: float = 20.0  # profile distance that divides the similarity by e
     cluster_scope: ClusterScope = ClusterScope.DEVICE
+    shape_parts: ShapeParts = ShapeParts.WAVE
 
     def scope_of(self, device_id: str) -> str:
         """The key under which this device's anomalies find their clusters."""
