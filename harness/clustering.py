@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from harness.contracts import DEFAULT_LABEL, Outcome, SignalReceived
+from harness.partitions import Partition
 
 
 @dataclass(frozen=True)
@@ -80,11 +81,16 @@ def snapshots_of(algorithm: ClusteringAlgorithm) -> Snapshotting | None:
 
 @dataclass(frozen=True)
 class WorkerContext:
-    """What a factory receives: the worker's name, its Redis client and its environment."""
+    """What a factory receives: the worker's name, its Redis client and its environment.
+
+    With a partitioned input (docs/partitions.md) the factory is called once per partition a replica
+    owns, and the instance sees only that partition's devices; an algorithm that keeps keys of its own
+    names them with `keys.scoped(name, context.partition)`, so they live in the partition's slot."""
 
     worker_name: str
     redis: Any  # redis.Redis; typed loosely so algorithms need not import redis
     env: dict[str, str]
+    partition: Partition | None = None
 
 
 AlgorithmFactory = Callable[[WorkerContext], ClusteringAlgorithm]

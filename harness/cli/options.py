@@ -14,12 +14,12 @@ import click
 import redis
 
 from harness.contracts import DEFAULT_MAX_SAMPLES
-from harness.transport.connection import SOCKET_TIMEOUT_S, redact_url, redis_client
+from harness.partitions import DEFAULT_PARTITIONS, MAX_PARTITIONS
+from harness.transport.connection import SOCKET_TIMEOUT_S, URL_SCHEMES, redact_url, redis_client
 from harness.transport.keys import DEFAULT_INPUT_CHANNEL, DEFAULT_INPUT_STREAM
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
-REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 
 def option(*decls: str, envvar: str, **kwargs: Any) -> Callable[[F], F]:
@@ -28,8 +28,9 @@ def option(*decls: str, envvar: str, **kwargs: Any) -> Callable[[F], F]:
 
 redis_url = option(
     "--redis-url", envvar="HARNESS_REDIS_URL", default=DEFAULT_REDIS_URL,
-    help="Redis to use (redis://, rediss:// or unix:// URL); query options such as ?socket_timeout=60 "
-         "override the client's defaults. Its password is never printed.",
+    help="Redis to use (redis://, rediss:// or unix:// URL, or a Redis Cluster: redis+cluster://HOST:PORT[,HOST:PORT], "
+         "rediss+cluster:// for TLS); query options such as ?socket_timeout=60 override the client's defaults. "
+         "Its password is never printed.",
 )
 
 
@@ -55,8 +56,9 @@ def redis_connection(command: F) -> F:
     @redis_url
     @functools.wraps(command)
     def wrapper(*args: Any, redis_url: str, **kwargs: Any) -> Any:
-        if urlsplit(redis_url).scheme not in REDIS_SCHEMES:
-            raise click.BadParameter(f"{redact_url(redis_url)} is not a redis://, rediss:// or unix:// URL",
+        if urlsplit(redis_url).scheme not in URL_SCHEMES:
+            raise click.BadParameter(f"{redact_url(redis_url)} is not a redis://, rediss://, unix:// or "
+                                     "redis+cluster:// URL",
                                      param_hint="'--redis-url' / HARNESS_REDIS_URL")
         return command(*args, redis=RedisTarget(redis_url), **kwargs)
 
@@ -66,6 +68,11 @@ def redis_connection(command: F) -> F:
 input_stream = option(
     "--input-stream", envvar="HARNESS_INPUT_STREAM", default=DEFAULT_INPUT_STREAM,
     help="Input stream that every worker reads through its own consumer group.",
+)
+partitions = option(
+    "--partitions", envvar="HARNESS_PARTITIONS", default=DEFAULT_PARTITIONS, type=click.IntRange(1, MAX_PARTITIONS),
+    help="How many partitions the input is split into, by device (docs/partitions.md). Every producer, worker "
+         "and comparator of a deployment must agree; 1 keeps a single stream with the unpartitioned key names.",
 )
 input_channel = option(
     "--channel", envvar="HARNESS_INPUT_CHANNEL", default=DEFAULT_INPUT_CHANNEL,

@@ -45,12 +45,14 @@ from harness.transport.trim import trim_stream
 @options.option("--max-wait", "max_wait_s", envvar="HARNESS_PRODUCE_MAX_WAIT", default=None,
                 type=click.FloatRange(0), help="Stop after this many seconds of store errors (unavailable, full); "
                 "default: retry until the store recovers.")
+@options.partitions
 @options.log_level
 @options.log_format
 def produce_command(
-    redis: options.RedisTarget, input_stream: str, count: int, seed: int, rate: float | None, devices: int,
-    samples: int, shape_share: float, out_path: Path | None, from_path: Path | None, publish_channel: str | None,
-    trim: bool, min_groups: int, run_id: str | None, max_wait_s: float | None, log_level: str, log_format: str,
+    redis: options.RedisTarget, input_stream: str, partitions: int, count: int, seed: int, rate: float | None,
+    devices: int, samples: int, shape_share: float, out_path: Path | None, from_path: Path | None,
+    publish_channel: str | None, trim: bool, min_groups: int, run_id: str | None, max_wait_s: float | None,
+    log_level: str, log_format: str,
 ) -> None:
     """Send synthetic signals (or replay a recorded file) to the input stream.
 
@@ -70,8 +72,11 @@ def produce_command(
     configure_logging(log_level, json_lines=log_format == "json")
     run_id = run_id or new_run_id()
     sent = publish_signals(redis.client(), signals, input_stream, rate=rate, channel=publish_channel, trim=trim,
-                           trim_min_groups=min_groups, run_id=run_id, max_wait_s=max_wait_s)
+                           trim_min_groups=min_groups, run_id=run_id, max_wait_s=max_wait_s,
+                           partitions=partitions)
     target = f"channel {publish_channel}" if publish_channel else f"stream {input_stream}"
+    if partitions > 1 and not publish_channel:
+        target += f" ({partitions} partitions)"
     click.echo(f"sent {sent} signals to {target} (run {run_id})")
 
 

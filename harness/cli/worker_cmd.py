@@ -6,13 +6,17 @@ import logging
 import os
 import signal
 import sys
+from dataclasses import replace
 
 import click
+from redis import Redis
 
 from harness.cli import options
 from harness.clustering import WorkerContext
+from harness.partitions import Partition, all_partitions
 from harness.runtime.loader import BUILTIN_WORKERS, declared_hyperparameters, load_algorithm
 from harness.runtime.logs import configure_logging
+from harness.runtime.replicas import ReplicaSettings, ReplicaSupervisor, RuntimeThread
 from harness.runtime.sentry import init_sentry
 from harness.runtime.worker import (
     DEFAULT_BATCH_SIZE,
@@ -24,6 +28,8 @@ from harness.runtime.worker import (
 )
 from harness.transport.base import DEFAULT_LEASE_TTL_S, Transport
 from harness.transport.connection import SOCKET_TIMEOUT_S
+from harness.transport.control import RedisControl
+from harness.transport.membership import RedisMembership
 from harness.transport.pubsub import PubSubTransport
 from harness.transport.streams import DEFAULT_DEDUPE_TTL_S, StreamTransport, wait_for_redis
 
@@ -66,12 +72,14 @@ from harness.transport.streams import DEFAULT_DEDUPE_TTL_S, StreamTransport, wai
                    "belongs to another model version (other hyperparameters): it is never mixed.")
 @click.option("--init-primary", envvar="HARNESS_INIT_PRIMARY", show_envvar=True, is_flag=True, default=False,
               help="On a first deployment (no roles yet), make this worker primary: it feeds production.")
+@options.partitions
 @options.metrics_port
 @options.metrics_host
 @options.log_level
 @options.log_format
 def worker_command(
-    spec: str, name: str | None, redis: options.RedisTarget, input_stream: str, transport_kind: str, channel: str,
+    spec: str, name: str | None, redis: options.RedisTarget, input_stream: str, partitions: int, transport_kind: str,
+    channel: str,
     batch_size: int, block_ms: int, max_deliveries: int, max_samples: int, start_from: str,
     exit_when_idle: float | None, dedupe_ttl: int, lease_ttl: float, list_hyperparameters: bool, reset_state: bool,
     init_primary: bool,
@@ -94,6 +102,15 @@ def worker_command(
     # A blocking read waits up to --block-ms: the socket must wait longer than that.
     client = redis.client(socket_timeout=max(SOCKET_TIMEOUT_S, block_ms / 1000.0 + 5.0))
     wait_for_redis(client, timeout_s=30.0)
+    settings = RuntimeSettings(
+        worker_name=worker_name, batch_size=batch_size, block_ms=block_ms, max_deliveries=max_deliveries,
+        max_samples=max_samples, exit_when_idle_s=exit_when_idle, lease_ttl_s=lease_ttl, reset_state=reset_state,
+    )
+    if partitions > 1:
+        if transport_kind == "pubsub":
+            raise click.UsageError("--partitions splits the input streams; pub/sub has no partitions")
+        run_replica(spec, client, settings, partitions, input_stream, start_from, dedupe_ttl, init_primary)
+        return
     algorithm = load_algorithm(spec, WorkerContext(worker_name=worker_name, redis=client, env=dict(os.environ)))
     transport: Transport
     if transport_kind == "pubsub":
@@ -102,10 +119,6 @@ def worker_command(
         transport = StreamTransport(client, worker_name, input_stream=input_stream, start_id=start_from,
                                     dedupe_ttl_s=dedupe_ttl)
     init_sentry(worker_name, algorithm.model_version)
-    settings = RuntimeSettings(
-        worker_name=worker_name, batch_size=batch_size, block_ms=block_ms, max_deliveries=max_deliveries,
-        max_samples=max_samples, exit_when_idle_s=exit_when_idle, lease_ttl_s=lease_ttl, reset_state=reset_state,
-    )
     if init_primary and transport.claim_primary_if_unset():
         logging.getLogger("harness.worker").info("no roles yet: this worker is primary", extra={"epoch": 1})
     observer: WorkerObserver | None = None
@@ -121,6 +134,30 @@ def worker_command(
     runtime.run()
     if runtime.lease_lost:
         raise SystemExit(f"harness worker: {worker_name} stopped: another copy took over its lease")
+
+
+def run_replica(spec: str, client: Redis, settings: RuntimeSettings, partitions: int, input_stream: str,
+                start_from: str, dedupe_ttl: int, init_primary: bool) -> None:
+    """One replica of a partitioned worker: a runtime per partition it owns (docs/partitions.md)."""
+    name = settings.worker_name
+    if init_primary:
+        for partition in all_partitions(partitions):
+            RedisControl(client, name, partition).claim_primary_if_unset()
+
+    def runtime_for(partition: Partition) -> WorkerRuntime:
+        context = WorkerContext(worker_name=name, redis=client, env=dict(os.environ), partition=partition)
+        transport = StreamTransport(client, name, input_stream=input_stream, start_id=start_from,
+                                    dedupe_ttl_s=dedupe_ttl, partition=partition)
+        # A partition another replica holds is left for the next round rather than waited for.
+        return WorkerRuntime(transport, load_algorithm(spec, context), replace(settings, lease_wait_s=0.0))
+
+    replica = ReplicaSupervisor(
+        ReplicaSettings(name, partitions, settings.lease_ttl_s or DEFAULT_LEASE_TTL_S,
+                        exit_when_idle=settings.exit_when_idle_s is not None),
+        RedisMembership(client, name), lambda partition: RuntimeThread(partition, runtime_for))
+    signal.signal(signal.SIGTERM, replica.request_stop)
+    signal.signal(signal.SIGINT, replica.request_stop)
+    replica.run()
 
 
 COMMANDS = [worker_command]

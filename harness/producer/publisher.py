@@ -12,6 +12,7 @@ in hand, up to `max_wait_s`; a Redis unreachable at the start fails at once (a w
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import time
@@ -25,6 +26,8 @@ from tenacity import wait_random_exponential as wait_random_exp
 
 from harness.contracts import SignalReceived, encode_signal
 from harness.errors import HarnessError
+from harness.partitions import DEFAULT_PARTITIONS, Partition, all_partitions, partition_index
+from harness.transport import keys
 from harness.transport.errors import TransportOutOfMemory, TransportReadOnly, TransportUnavailable
 from harness.transport.keys import PAYLOAD_FIELD, PRODUCED_KEY, PRODUCER_RUNS_KEY
 from harness.transport.redis_errors import translated
@@ -68,20 +71,22 @@ def new_run_id() -> str:
     return uuid.uuid4().hex[:16]
 
 
-def run_progress(client: redis.Redis, run_id: str) -> int:
-    """How many signals of run `run_id` are already written (0 for a new run)."""
+def run_progress(client: redis.Redis, run_id: str, partition: Partition | None = None) -> int:
+    """How many signals of run `run_id` (routed to `partition`) are already written (0 for a new run)."""
     # Not translated: an unreachable Redis here, before anything is sent, is a wrong URL or a down
     # server, and reaches the user as the CLI's "cannot reach Redis" line.
-    return int(client.hget(PRODUCER_RUNS_KEY, run_id) or 0)
+    return int(client.hget(keys.scoped(PRODUCER_RUNS_KEY, partition), run_id) or 0)
 
 
 class _BatchWriter:
     """Writes one run's batches through the script, retrying store errors with backoff."""
 
     def __init__(self, client: redis.Redis, target: str, channel: bool, run_id: str,
-                 max_wait_s: float | None) -> None:
+                 max_wait_s: float | None, partition: Partition | None = None) -> None:
         self._client = client
-        self._target = target
+        self._target = target if channel else keys.scoped(target, partition)
+        # The counters live in the partition's slot, with its stream: one script writes all three.
+        self._counters = [keys.scoped(PRODUCED_KEY, partition), keys.scoped(PRODUCER_RUNS_KEY, partition)]
         self._mode = "channel" if channel else "stream"
         self._run_id = run_id
         self._max_wait_s = max_wait_s
@@ -91,7 +96,7 @@ class _BatchWriter:
     def write(self, first: int, payloads: list[bytes]) -> None:
         def attempt() -> None:
             with translated():
-                self._script(keys=[self._target, PRODUCED_KEY, PRODUCER_RUNS_KEY],
+                self._script(keys=[self._target, *self._counters],
                              args=[self._run_id, first, self._mode, PAYLOAD_FIELD, *payloads])
 
         self.retried(attempt, "write")
@@ -139,31 +144,44 @@ def publish_signals(
     on_progress: Callable[[int], None] | None = None,
     run_id: str | None = None,
     max_wait_s: float | None = None,
+    partitions: int = DEFAULT_PARTITIONS,
 ) -> int:
     """Send every signal not yet written by run `run_id` (a new run by default); `rate` is signals/s
-    (None: as fast as possible). Returns how many were written by this call."""
+    (None: as fast as possible). Each signal goes to its device's partition. Returns how many were
+    written by this call."""
     run_id = run_id or new_run_id()
-    resumed = run_progress(client, run_id)
-    writer = _BatchWriter(client, channel or stream, channel is not None, run_id, max_wait_s)
-    writer.written = resumed
-    if resumed:
-        log.info("resuming run", extra={"run_id": run_id, "written": resumed})
+    writers = [_BatchWriter(client, channel or stream, channel is not None, run_id, max_wait_s, partition)
+               for partition in all_partitions(partitions)]
+    resumed = [run_progress(client, run_id, partition) for partition in all_partitions(partitions)]
+    for writer, done in zip(writers, resumed, strict=True):
+        writer.written = done
+    if any(resumed):
+        log.info("resuming run", extra={"run_id": run_id, "written": sum(resumed)})
     # With a rate, small batches keep the pacing smooth; without one, larger batches go faster.
     flush_at = max(1, min(batch_size, int(rate // 50) or 1)) if rate else batch_size
-    started = time.monotonic()
-    remaining = itertools.islice(signals, resumed, None)
-    while batch := [encode_signal(signal) for signal in itertools.islice(remaining, flush_at)]:
-        writer.write(writer.written, batch)
-        sent = writer.written - resumed
-        if on_progress:
+    routed = [0] * partitions  # this run's signals routed to each partition so far, written or not
+    started, sent = time.monotonic(), 0
+    remaining = iter(signals)
+    while chunk := list(itertools.islice(remaining, flush_at)):
+        batches: dict[int, list[bytes]] = {}
+        for signal in chunk:
+            index = partition_index(signal.meta.device_id, partitions)
+            if routed[index] >= resumed[index]:  # a resumed run skips what each partition already has
+                batches.setdefault(index, []).append(encode_signal(signal))
+            routed[index] += 1
+        for index, payloads in batches.items():
+            writers[index].write(writers[index].written, payloads)
+            sent += len(payloads)
+            if trim and not channel and writers[index].written % TRIM_EVERY < len(payloads):
+                target = keys.scoped(stream, Partition(index, partitions))
+                writers[index].retried(functools.partial(_trim, client, target, trim_min_groups), "trim")
+        if on_progress and batches:
             on_progress(sent)
-        if trim and not channel and sent % TRIM_EVERY < len(batch):
-            writer.retried(lambda: _trim(client, stream, trim_min_groups), "trim")
         if rate:
             ahead = sent / rate - (time.monotonic() - started)
             if ahead > 0:
                 time.sleep(ahead)
-    return writer.written - resumed
+    return sent
 
 
 def _trim(client: redis.Redis, stream: str, min_groups: int) -> int:

@@ -49,6 +49,7 @@ class RuntimeSettings:
     lease_ttl_s: float | None = DEFAULT_LEASE_TTL_S  # None: no lease (backtests, where nothing else runs)
     dead_letter_payload_bytes: int = DEFAULT_DEAD_LETTER_PAYLOAD_BYTES
     reset_state: bool = False  # start fresh even if the stored state belongs to another model version
+    lease_wait_s: float | None = None  # how long to wait for a lease another holds; None: one TTL and a second
 
 
 class WorkerRuntime:
@@ -244,7 +245,8 @@ class WorkerRuntime:
         if ttl is None:
             return None
         # A store that is down or full at start is waited for, like any store error; a live holder is not.
-        token = self._with_backoff(lambda: self._transport.acquire_lease(ttl, wait_s=ttl + 1.0), "lease")
+        wait_s = ttl + 1.0 if self._settings.lease_wait_s is None else self._settings.lease_wait_s
+        token = self._with_backoff(lambda: self._transport.acquire_lease(ttl, wait_s=wait_s), "lease")
         if token is None:
             return None  # stopped while waiting for the store
         log.info("lease acquired", extra={"worker": self._settings.worker_name, "token": token})

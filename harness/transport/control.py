@@ -12,6 +12,7 @@ import time
 
 import redis
 
+from harness.partitions import Partition
 from harness.transport import keys
 from harness.transport.base import Heartbeat
 from harness.transport.errors import LeaseHeld, StateVersionMismatch
@@ -76,9 +77,18 @@ def holder_verdict(current_holder: str, me: str) -> str:
 
 
 class RedisControl:
-    def __init__(self, client: redis.Redis, worker: str) -> None:
+    """One worker's control keys; with a partition, its lease, heartbeat, roles and model state are
+    that partition's (the drain flag stays the worker's: a cutover drains every partition)."""
+
+    def __init__(self, client: redis.Redis, worker: str, partition: Partition | None = None) -> None:
         self._client = client
         self._worker = worker
+        self._partition = partition
+        self.lease_key = keys.scoped(keys.lease_key(worker), partition)
+        self._lease_token_key = keys.scoped(keys.lease_token_key(worker), partition)
+        self._heartbeat_key = keys.scoped(keys.heartbeat_key(worker), partition)
+        self._roles_key = keys.scoped(keys.ROLES_KEY, partition)
+        self._model_state_key = keys.scoped(keys.model_state_key(worker), partition)
         self._started_ms = int(time.time() * 1000)
         self._acquire = client.register_script(ACQUIRE_SCRIPT)
         self._renew = client.register_script(RENEW_SCRIPT)
@@ -91,7 +101,7 @@ class RedisControl:
 
     def beat(self, heartbeat: Heartbeat) -> None:
         with translated():
-            self._client.hset(keys.heartbeat_key(self._worker), mapping={
+            self._client.hset(self._heartbeat_key, mapping={
                 "pid": os.getpid(), "host": socket.gethostname(), "state": heartbeat.state,
                 "model_version": heartbeat.model_version, "started_ms": self._started_ms,
                 "last_seen_ms": int(time.time() * 1000), "detail": heartbeat.detail,
@@ -104,11 +114,11 @@ class RedisControl:
     def claim_primary_if_unset(self) -> bool:
         with translated():
             # Read first: once roles exist, a worker's Redis user may only read them (a shadow cannot write).
-            if self._client.hexists(keys.ROLES_KEY, "primary"):
+            if self._client.hexists(self._roles_key, "primary"):
                 return False
-            created = self._client.hsetnx(keys.ROLES_KEY, "primary", self._worker)
+            created = self._client.hsetnx(self._roles_key, "primary", self._worker)
             if created:
-                self._client.hset(keys.ROLES_KEY, mapping={"epoch": 1, "watermark": "0-0",
+                self._client.hset(self._roles_key, mapping={"epoch": 1, "watermark": "0-0",
                                                            "switched_at_ms": int(time.time() * 1000)})
         return bool(created)
 
@@ -116,7 +126,7 @@ class RedisControl:
         me = holder_identity()
         ttl_ms = max(int(ttl_s * 1000), 100)
         deadline = time.monotonic() + wait_s
-        lease_keys = [keys.lease_key(self._worker), keys.lease_token_key(self._worker)]
+        lease_keys = [self.lease_key, self._lease_token_key]
         while True:
             with translated():
                 current = text(self._client.get(lease_keys[0]) or b"").partition(" ")[2]
@@ -128,6 +138,9 @@ class RedisControl:
                 return int(token)
             if verdict == "alive" or time.monotonic() >= deadline:
                 host, _, pid = current.rpartition(" ")
+                if self._partition is not None and self._partition.count > 1:
+                    raise LeaseHeld(f"partition {self._partition} of worker {self._worker!r} is held by "
+                                    f"another replica (host {host}, pid {pid})")
                 raise LeaseHeld(f"worker {self._worker!r} is already running (host {host}, pid {pid}); "
                                 f"stop it first: one live consumer per worker name")
             time.sleep(min(0.5, ttl_s / 4))
@@ -136,17 +149,17 @@ class RedisControl:
         if not self._lease_value:
             return False
         with translated():
-            kept = self._renew(keys=[keys.lease_key(self._worker)], args=[self._lease_value, self._lease_ttl_ms])
+            kept = self._renew(keys=[self.lease_key], args=[self._lease_value, self._lease_ttl_ms])
         return bool(kept)
 
     def release_lease(self) -> None:
         if self._lease_value:
             with translated():
-                self._renew(keys=[keys.lease_key(self._worker)], args=[self._lease_value, 0])
+                self._renew(keys=[self.lease_key], args=[self._lease_value, 0])
             self._lease_value = ""
 
     def bind_model_version(self, model_version: str, reset: bool) -> bytes | None:
-        key = keys.model_state_key(self._worker)
+        key = self._model_state_key
         with translated():
             stored_version, snapshot = self._client.hmget(key, "model_version", "snapshot")
             if stored_version is not None and text(stored_version) != model_version and not reset:
@@ -160,8 +173,8 @@ class RedisControl:
         return bytes(snapshot) if snapshot is not None else None
 
     def _delete_state(self) -> None:
-        doomed = [keys.model_state_key(self._worker)]
-        doomed += list(self._client.scan_iter(match=keys.state_pattern(self._worker),
+        doomed = [self._model_state_key]
+        doomed += list(self._client.scan_iter(match=keys.scoped(keys.state_pattern(self._worker), self._partition),
                                               count=1000))
         for start in range(0, len(doomed), 500):
             self._client.delete(*doomed[start:start + 500])

@@ -9,6 +9,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from harness.partitions import Partition
+
 ALL_KEYS_PATTERN = "harness:*"  # SCAN MATCH for every key the harness writes (demo --reset)
 DEFAULT_INPUT_STREAM = "harness:signals"
 DEFAULT_INPUT_CHANNEL = "harness:signals:live"
@@ -28,6 +30,23 @@ EXPERIMENTS_KEY = "harness:experiments"  # hash experiment name -> its JSON reco
 CURRENT_EXPERIMENT_KEY = "harness:experiments:current"  # the name of the experiment the comparator serves
 DEFAULT_EXPERIMENT = "default"  # the implicit experiment (legacy vs candidate) before any is defined
 COMPARATOR_GROUP = "comparator"  # the comparator's consumer group on each results stream (default experiment)
+
+
+def scoped(key: str, partition: Partition | None) -> str:
+    """`key` as partition `partition` names it: its hash tag after the 'harness:' prefix
+    (harness:results:legacy -> harness:{p3}:results:legacy), so a partition's keys share one slot.
+    Unchanged when the input is not partitioned (no partition, or P = 1)."""
+    tag = partition.tag if partition is not None else None
+    if tag is None:
+        return key
+    prefix, _, rest = key.partition(":")
+    return f"{prefix}:{tag}:{rest}"
+
+
+def partition_pattern(key: str) -> str:
+    """SCAN MATCH / ACL pattern of `key` in every partition (Redis globs take braces literally)."""
+    prefix, _, rest = _glob_escape(key).partition(":")
+    return f"{prefix}:{{p*}}:{rest}"
 
 
 def results_stream(worker: str) -> str:
@@ -63,14 +82,20 @@ def model_state_key(worker: str) -> str:
     return f"harness:model:{worker}"
 
 
-def device_state_key(worker: str, device_id: str) -> str:
-    """The per-device hash in which the legacy and candidate workers keep their clusters."""
-    return f"{state_prefix(worker)}device:{device_id}"
+def device_state_key(worker: str, device_id: str, partition: Partition | None = None) -> str:
+    """The per-device hash in which the legacy and candidate workers keep their clusters (in the slot of
+    the device's partition, so one MULTI/EXEC may write a batch's devices on a Redis Cluster)."""
+    return scoped(f"{state_prefix(worker)}device:{device_id}", partition)
 
 
 def control_key(worker: str) -> str:
     """'drain' here tells the worker to finish its batch, ack it and exit (set by the cutover)."""
     return f"harness:control:{worker}"
+
+
+def replicas_key(worker: str) -> str:
+    """Sorted set replica id -> expiry (ms, server clock): the live replicas that share a worker's partitions."""
+    return f"harness:replicas:{worker}"
 
 
 def heartbeat_key(worker: str) -> str:

@@ -24,6 +24,7 @@ from harness.transport.base import (
 )
 from harness.transport.control import holder_identity
 from harness.transport.errors import LeaseHeld, StateVersionMismatch, TransportError, TransportFenced
+from harness.transport.membership import Membership
 from harness.transport.replies import parse_entry_id
 
 
@@ -256,3 +257,23 @@ class InMemoryTransport(Transport):
             snapshot = None if reset or stored is None else stored[1]
             self._broker.model_states[self._worker] = (model_version, snapshot)
             return snapshot
+
+
+class InMemoryMembership(Membership):
+    """The replicas' membership on a local clock, for unit tests of the replica supervisor."""
+
+    def __init__(self, clock_s: Callable[[], float] = time.monotonic) -> None:
+        self._clock_s = clock_s
+        self._expiries: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def renew(self, replica_id: str, ttl_s: float) -> list[str]:
+        with self._lock:
+            now = self._clock_s()
+            self._expiries[replica_id] = now + ttl_s
+            self._expiries = {member: expiry for member, expiry in self._expiries.items() if expiry > now}
+            return sorted(self._expiries)
+
+    def leave(self, replica_id: str) -> None:
+        with self._lock:
+            self._expiries.pop(replica_id, None)

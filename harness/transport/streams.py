@@ -14,6 +14,7 @@ from typing import Any
 import redis
 
 from harness.contracts import entry_id_ms
+from harness.partitions import Partition
 from harness.transport import keys
 from harness.transport.base import Backlog, CommitBatch, CommitOutcome, Delivery, Heartbeat, Transport
 from harness.transport.control import RedisControl
@@ -64,14 +65,20 @@ class StreamTransport(Transport):
         dedupe_ttl_s: int = DEFAULT_DEDUPE_TTL_S,
         results_maxlen: int = DEFAULT_RESULTS_MAXLEN,
         dead_letters_maxlen: int = DEFAULT_DEAD_LETTERS_MAXLEN,
+        partition: Partition | None = None,
     ) -> None:
         self._client = client
         self._worker = worker
-        self._stream = input_stream
+        self._partition = partition
+        self._stream = keys.scoped(input_stream, partition)
         self._group = worker
-        self._consumer = worker  # one consumer per group: an online model processes in order
-        self._results = keys.results_stream(worker)
-        self._dead_letters = keys.dead_letter_stream(worker)
+        # One consumer per group (and partition): an online model processes in order. Replicas that
+        # take a partition over share the name, so they inherit its pending entries, in order.
+        self._consumer = worker
+        self._results = keys.scoped(keys.results_stream(worker), partition)
+        self._dead_letters = keys.scoped(keys.dead_letter_stream(worker), partition)
+        self._roles = keys.scoped(keys.ROLES_KEY, partition)
+        self._production = keys.scoped(keys.PRODUCTION_STREAM, partition)
         self._dedupe_ttl_s = dedupe_ttl_s
         self._results_maxlen = results_maxlen
         self._dead_letters_maxlen = dead_letters_maxlen
@@ -80,11 +87,18 @@ class StreamTransport(Transport):
         self._group_ready = False
         self._commit = client.register_script(COMMIT_SCRIPT)
         self._first_sightings = client.register_script(FIRST_SIGHTINGS_SCRIPT)
-        self._control = RedisControl(client, worker)
+        self._control = RedisControl(client, worker, partition)
 
     @property
     def results_stream(self) -> str:
         return self._results
+
+    @property
+    def partition(self) -> Partition | None:
+        return self._partition
+
+    def _scoped(self, key: str) -> str:
+        return keys.scoped(key, self._partition)
 
     def read(self, count: int, block_ms: int) -> list[Delivery]:
         with translated():
@@ -146,7 +160,7 @@ class StreamTransport(Transport):
         args: list[str | bytes | int] = [
             self._worker, self._group, len(batch.results), len(batch.dead_letters), self._results_maxlen,
             self._control.lease_value, self._dead_letters_maxlen,
-            self._stream, keys.ROLES_KEY, keys.PRODUCTION_STREAM, keys.PRODUCTION_CHANNEL,
+            self._stream, self._roles, self._production, keys.PRODUCTION_CHANNEL,
             "0" if batch.model_state is None else "1", batch.model_state or b"",
         ]
         for entry_id, payload in batch.results:
@@ -157,8 +171,9 @@ class StreamTransport(Transport):
         args += [d.entry_id for d in batch.acked]
         with translated():
             is_primary, epoch, published, already = self._commit(
-                keys=[self._results, self._dead_letters, keys.lease_key(self._worker),
-                      keys.dead_letters_dropped_key(self._worker), keys.model_state_key(self._worker)],
+                keys=[self._results, self._dead_letters, self._control.lease_key,
+                      self._scoped(keys.dead_letters_dropped_key(self._worker)),
+                      self._scoped(keys.model_state_key(self._worker))],
                 args=args,
             )
         return CommitOutcome(bool(is_primary), int(epoch), int(published), bool(already))
@@ -168,7 +183,7 @@ class StreamTransport(Transport):
             return []
         with translated():
             verdicts = self._first_sightings(
-                keys=[keys.seen_key(self._worker, signal_id) for signal_id, _ in ids],
+                keys=[self._scoped(keys.seen_key(self._worker, signal_id)) for signal_id, _ in ids],
                 args=[self._dedupe_ttl_s, *[entry_id for _, entry_id in ids]],
             )
         return [bool(flag) for flag in verdicts]

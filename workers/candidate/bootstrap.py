@@ -38,4 +38,4 @@ def create(context: WorkerContext) -> ClusteringAlgorithm:
     settings = load_settings(context.env)
     if context.redis is None:
         return bootstrap(settings)
-    return bootstrap(settings, RedisClusterRepository(context.redis, context.worker_name))
+    return bootstrap(settings, RedisClusterRepository(context.redis, context.worker_name, context.partition))

@@ -11,7 +11,7 @@ def create(context: WorkerContext) -> ClusteringAlgorithm:
     """State lives in Redis under harness:state:{worker_name}:, or in memory when there is no Redis."""
     if context.redis is None:
         return LegacyClusterer(MemoryDeviceStore())
-    return LegacyClusterer(RedisDeviceStore(context.redis, context.worker_name))
+    return LegacyClusterer(RedisDeviceStore(context.redis, context.worker_name, context.partition))
 
 
 __all__ = ["MODEL_VERSION", "LegacyClusterer", "create"]

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from harness.partitions import Partition
 from harness.transport.keys import device_state_key
 
 
@@ -49,16 +50,18 @@ def _decode(reference: Any, clusters: Any) -> DeviceState:
 class RedisDeviceStore:
     """One round trip to read and one to write per signal: simple, and slow on purpose."""
 
-    def __init__(self, redis: Any, worker_name: str) -> None:
+    def __init__(self, redis: Any, worker_name: str, partition: Partition | None = None) -> None:
         self._redis = redis
         self._worker = worker_name
+        self._partition = partition
 
     def load(self, device_id: str) -> DeviceState:
-        reference, clusters = self._redis.hmget(device_state_key(self._worker, device_id), ["reference", "clusters"])
+        key = device_state_key(self._worker, device_id, self._partition)
+        reference, clusters = self._redis.hmget(key, ["reference", "clusters"])
         return _decode(reference, clusters)
 
     def save(self, device_id: str, state: DeviceState) -> None:
-        self._redis.hset(device_state_key(self._worker, device_id), mapping=_encode(state))
+        self._redis.hset(device_state_key(self._worker, device_id, self._partition), mapping=_encode(state))
 
 
 class MemoryDeviceStore:

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.partitions import Partition
 from harness.transport.keys import device_state_key
 from workers.candidate.adapters.memory import InMemoryClusterRepository
 from workers.candidate.domain.model import Cluster, ClusterSet, Vector
@@ -22,10 +23,11 @@ class StateError(RuntimeError):
 class RedisClusterRepository(InMemoryClusterRepository):
     """Write-through: this worker is the only writer of its keys, so the cache never goes stale."""
 
-    def __init__(self, redis: Any, worker_name: str) -> None:
+    def __init__(self, redis: Any, worker_name: str, partition: Partition | None = None) -> None:
         super().__init__()
         self._redis = redis
         self._worker = worker_name
+        self._partition = partition
         self._loaded: set[str] = set()
         self._dirty_references: set[str] = set()
         self._dirty_clusters: dict[str, dict[int, Cluster]] = {}
@@ -68,7 +70,7 @@ class RedisClusterRepository(InMemoryClusterRepository):
                 mapping[CLUSTER_FIELD.format(number=number)] = json.dumps(
                     [cluster.label, cluster.representative, cluster.members]
                 )
-            pipe.hset(device_state_key(self._worker, device_id), mapping=mapping)
+            pipe.hset(device_state_key(self._worker, device_id, self._partition), mapping=mapping)
         try:
             pipe.execute()
         except Exception:
@@ -86,7 +88,7 @@ class RedisClusterRepository(InMemoryClusterRepository):
         self._dirty_clusters.clear()
 
     def _load(self, device_id: str) -> None:
-        key = device_state_key(self._worker, device_id)
+        key = device_state_key(self._worker, device_id, self._partition)
         stored: dict[bytes, bytes] = self._redis.hgetall(key)
         clusters = ClusterSet(device_id)
         try:
