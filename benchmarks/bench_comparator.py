@@ -241,7 +241,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     gc.collect()
     at_scale = report_at(args.report_pairs, args.repeats, args.seed)
     ratio = pairs_per_s / raw_pairs_per_s
-    check = "ok" if counts["matched"] == args.pairs and at_scale["matched"] == args.report_pairs else "WRONG"
+    # every result of both sides counted once, every signal paired: nothing skipped, nothing twice
+    complete = (counts["legacy_outputs"] == counts["candidate_outputs"] == args.pairs and counts["pending"] == 0
+                and counts["missing_legacy"] + counts["missing_candidate"] + counts["duplicates"] == 0)
+    check = "ok" if counts["matched"] == args.pairs and complete and at_scale["matched"] == args.report_pairs \
+        else "WRONG"
     print()
     print(f"{'figure':<42} {'value':>14}  target")
     rows = [

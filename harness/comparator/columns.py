@@ -7,24 +7,32 @@ record by record, which rejects exactly the records that break the contract.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from itertools import repeat
 from operator import itemgetter
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
-from harness.comparator.join import Slot, input_position
-from harness.comparator.pairs import ERROR
+from harness.comparator.arena import Ints, split_positions
+from harness.comparator.join import NO_POSITION, input_position
+from harness.comparator.pairs import DEVICE, ERR_TYPE, ERROR, KIND, LABEL, OUTCOME
 from harness.contracts import RESULT_KEYS, SCHEMA_VERSION
 
 OUTCOME_CODES = {"clustered": 0, "unclustered": 1, "error": 2}
 NO_CODE = -1
+_NEW = -2  # a value without a code yet
 _AT = {key: index for index, key in enumerate(RESULT_KEYS)}
 _ROW_LENGTH = len(RESULT_KEYS)
 # one C call fetches every field the comparator reads, instead of one lookup each
 _FIELDS = itemgetter("id", "outcome", "published_ms", "entered_ms", "proc_ms", "label", "device", "kind")
 _REQUIRED_FIELDS = itemgetter("id", "outcome", "published_ms", "entered_ms", "proc_ms")
+# plain entry ids whose halves fit int64 (seq below 2**32): (ms << 32) + seq is then exactly (ms, seq)
+_PLAIN_IDS = re.compile(r"(?:[0-9]{1,18}-[0-9]{1,9}\n)*")
+Floats = npt.NDArray[np.float64]
 _ROW_FIELDS = itemgetter(*(_AT[key] for key in ("v", "id", "outcome", "published_ms", "entered_ms", "proc_ms",
                                                 "label", "device", "kind", "err_type", "entry")))
 
@@ -41,17 +49,18 @@ class Codes:
 
 @dataclass
 class Columns:
-    ids: list[str] = field(default_factory=list)
-    slots: list[Slot] = field(default_factory=list)
-    outcomes: list[int] = field(default_factory=list)
-    end_to_end: list[float] = field(default_factory=list)
-    processing: list[float] = field(default_factory=list)
-    positions: list[int] = field(default_factory=list)
+    ids: list[str]
+    slots: Ints  # (n, 5): outcome, label, device, kind, error type codes
+    outcomes: Ints
+    end_to_end: Floats
+    processing: Floats
+    high: Ints  # input positions split in two int64 halves (see arena.split_positions)
+    low: Ints
     rejected: int = 0
 
 
 def to_columns(records: Sequence[Mapping[str, Any] | list[Any]], codes: Codes) -> Columns:
-    if records and all(type(record) is list and len(record) == _ROW_LENGTH for record in records):
+    if records and set(map(type, records)) == {list} and set(map(len, records)) == {_ROW_LENGTH}:
         try:
             return _rows_to_columns(records, codes)  # type: ignore[arg-type]
         except (KeyError, TypeError, ValueError):
@@ -60,34 +69,66 @@ def to_columns(records: Sequence[Mapping[str, Any] | list[Any]], codes: Codes) -
 
 
 def _rows_to_columns(rows: Sequence[list[Any]], codes: Codes) -> Columns:
-    (versions, ids, outcome_names, published, entered, proc, labels, devices, kinds, error_types,
-     entries) = (list(column) for column in zip(*map(_ROW_FIELDS, rows), strict=True))
-    if any(version != SCHEMA_VERSION for version in versions) or any(type(sid) is not str for sid in ids):
+    n = len(rows)
+    columns = list(zip(*rows, strict=True))
+    versions, ids, outcome_names, labels = (columns[_AT[key]] for key in ("v", "id", "outcome", "label"))
+    if versions.count(SCHEMA_VERSION) != n or set(map(type, ids)) != {str}:
         raise ValueError("a row breaks the contract")
-    times = np.array([published, entered, proc])
+    times = np.array([columns[_AT["published_ms"]], columns[_AT["entered_ms"]], columns[_AT["proc_ms"]]])
     if times.dtype.kind not in "fiu":  # None or text among the times
         raise TypeError("non-numeric times")
     times = times.astype(np.float64, copy=False)
-    outcomes = [OUTCOME_CODES[name] for name in outcome_names]
+    outcomes = np.fromiter(map(OUTCOME_CODES.__getitem__, outcome_names), dtype=np.int64, count=n)
+    slots = np.empty((n, 5), dtype=np.int64)
+    label_codes = _coded(labels, codes.labels, outcomes == 0)
     # A "clustered" result without a label cannot be compared: it counts as unclustered.
-    outcomes = [1 if code == 0 and label is None else code for code, label in zip(outcomes, labels, strict=True)]
-    label_map, device_map, kind_map, error_map = codes.labels, codes.devices, codes.kinds, codes.error_types
-    label_codes = [label_map.setdefault(label, len(label_map)) if code == 0 else NO_CODE
-                   for code, label in zip(outcomes, labels, strict=True)]
-    device_codes = [NO_CODE if device is None else device_map.setdefault(device, len(device_map))
-                    for device in devices]
-    kind_codes = [NO_CODE if kind is None else kind_map.setdefault(kind, len(kind_map)) for kind in kinds]
-    error_codes = [error_map.setdefault(error or "unknown", len(error_map)) if code == ERROR else NO_CODE
-                   for code, error in zip(outcomes, error_types, strict=True)]
-    return Columns(
-        ids, list(zip(outcomes, label_codes, device_codes, kind_codes, error_codes, strict=True)), outcomes,
-        # Never negative: published and entered come from two hosts' clocks (see the slow path too).
-        np.maximum(times[0] - times[1], 0.0).tolist(), times[2].tolist(),
-        [input_position(entry) for entry in entries])
+    outcomes[(outcomes == 0) & (label_codes == NO_CODE)] = 1
+    slots[:, OUTCOME] = outcomes
+    slots[:, LABEL] = label_codes
+    slots[:, DEVICE] = _coded(columns[_AT["device"]], codes.devices)
+    slots[:, KIND] = _coded(columns[_AT["kind"]], codes.kinds)
+    slots[:, ERR_TYPE] = NO_CODE
+    for at in np.flatnonzero(outcomes == ERROR).tolist():
+        error = columns[_AT["err_type"]][at]
+        slots[at, ERR_TYPE] = codes.error_types.setdefault(error or "unknown", len(codes.error_types))
+    high, low = _positions(columns[_AT["entry"]])
+    # Never negative: published and entered come from two hosts' clocks (see the slow path too).
+    return Columns(list(ids), slots, outcomes, np.maximum(times[0] - times[1], 0.0), times[2], high, low)
+
+
+def _coded(values: Sequence[Any], code_map: dict[Any, int], wanted: npt.NDArray[np.bool_] | None = None) -> Ints:
+    """Codes of the values that are not None (and wanted), NO_CODE for the others; a value seen for the first
+    time gets the next code, in row order."""
+    lookup = {None: NO_CODE, **code_map}  # None never gets a code: one C call per value tells all three apart
+    coded = np.fromiter(map(lookup.get, values, repeat(_NEW)), dtype=np.int64, count=len(values))
+    new = coded == _NEW
+    if wanted is not None:
+        coded[~wanted] = NO_CODE
+        new &= wanted
+    for at in np.flatnonzero(new).tolist():
+        coded[at] = code_map.setdefault(values[at], len(code_map))
+    return coded
+
+
+def _positions(entries: Sequence[Any]) -> tuple[Ints, Ints]:
+    """Input positions of a batch's entry ids, as (high, low) halves; C speed when all are plain ids."""
+    n = len(entries)
+    if entries.count(None) == n:
+        return np.full(n, NO_POSITION >> 32, dtype=np.int64), np.full(n, NO_POSITION & 0xFFFFFFFF, dtype=np.int64)
+    if set(map(type, entries)) == {str}:
+        text = "\n".join(entries)
+        if _PLAIN_IDS.fullmatch(text + "\n"):  # then numpy parses exactly what int() would
+            halves = np.fromstring(text.replace("-", "\n"), dtype=np.int64, sep="\n")
+            return halves[0::2].copy(), halves[1::2].copy()
+    return split_positions([input_position(entry) for entry in entries])
 
 
 def _records_to_columns(records: Sequence[Mapping[str, Any] | list[Any]], codes: Codes) -> Columns:
-    out = Columns()
+    ids: list[str] = []
+    slots: list[tuple[int, int, int, int, int]] = []
+    times: list[tuple[float, float]] = []
+    positions: list[int] = []
+    rejected = 0
     for record in records:
         try:
             if isinstance(record, list):  # the wire form: a row in RESULT_KEYS order
@@ -117,12 +158,14 @@ def _records_to_columns(records: Sequence[Mapping[str, Any] | list[Any]], codes:
             error_code = (codes.error_types.setdefault(error_type or "unknown", len(codes.error_types))
                           if outcome == ERROR else NO_CODE)
         except (KeyError, TypeError, ValueError, IndexError, AttributeError):
-            out.rejected += 1  # breaks the contract (no id, unknown outcome, non-numeric times)
+            rejected += 1  # breaks the contract (no id, unknown outcome, non-numeric times)
             continue
-        out.ids.append(sid)
-        out.slots.append((outcome, label_code, device_code, kind_code, error_code))
-        out.outcomes.append(outcome)
-        out.end_to_end.append(latency)
-        out.processing.append(proc)
-        out.positions.append(input_position(entry_id))
-    return out
+        ids.append(sid)
+        slots.append((outcome, label_code, device_code, kind_code, error_code))
+        times.append((latency, proc))
+        positions.append(input_position(entry_id))
+    slot_array = np.array(slots, dtype=np.int64).reshape(-1, 5)
+    time_array = np.array(times, dtype=np.float64).reshape(-1, 2)
+    high, low = split_positions(positions)
+    return Columns(ids, slot_array, slot_array[:, OUTCOME].copy(), time_array[:, 0].copy(), time_array[:, 1].copy(),
+                   high, low, rejected)

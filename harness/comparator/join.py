@@ -8,20 +8,26 @@ passed the signal's input entry: exact, and never a matter of time passing. Ahea
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from harness.comparator.arena import Arena, Ints, split_positions
 
 # One side's result, already reduced to small ints by the state: (outcome, label, device, kind, error type);
 # -1 means "none".
 Slot = tuple[int, int, int, int, int]
-# A pending join: [first_seen_ms, mask of sides seen, input position, slot of side 0, slot of side 1, ...]
-# (slot None = not yet; input position -1 = unknown, e.g. a tapped production channel).
+# A pending join as the wire form and `Finished[i]` spell it: [first_seen_ms, mask of sides seen,
+# input position, slot of side 0, slot of side 1, ...] (slot None = not yet; position -1 = unknown).
 Entry = list[Any]
 
 FIRST_SEEN, MASK, POSITION, SLOTS = 0, 1, 2, 3  # positions in an Entry
 NO_POSITION = -1
+_LOW = 0xFFFFFFFF
 
 
 def input_position(entry_id: Any) -> int:
@@ -36,14 +42,53 @@ def input_position(entry_id: Any) -> int:
 
 
 @dataclass
+class Finished:
+    """Signals that left the buffer together, as columns: their masks, slots (n, sides, 5) and positions."""
+
+    masks: Ints
+    slots: npt.NDArray[np.int64]
+    high: Ints
+    low: Ints
+    first_seen: npt.NDArray[np.float64]
+
+    @classmethod
+    def empty(cls, n_sides: int) -> Finished:
+        ints = np.zeros(0, dtype=np.int64)
+        return cls(ints, np.zeros((0, n_sides, 5), dtype=np.int64), ints, ints, np.zeros(0))
+
+    def __len__(self) -> int:
+        return int(self.masks.size)
+
+    def __getitem__(self, at: int) -> Entry:
+        mask = int(self.masks[at])
+        slots = [tuple(self.slots[at, side].tolist()) if mask >> side & 1 else None
+                 for side in range(self.slots.shape[1])]
+        return [float(self.first_seen[at]), mask, (int(self.high[at]) << 32) + int(self.low[at]), *slots]
+
+    def __iter__(self) -> Iterator[Entry]:
+        return (self[at] for at in range(len(self)))
+
+
+@dataclass
 class Offered:
     """What one batch from one side did to the join."""
 
-    accepted: list[int] = field(default_factory=list)  # positions in the batch that were new results
-    completed: list[Entry] = field(default_factory=list)  # signals now seen on every side
-    evicted: list[Entry] = field(default_factory=list)  # oldest pending signals pushed out by max_pending
+    accepted: Ints  # positions in the batch that were new results
+    completed: Finished  # signals now seen on every side
+    evicted: Finished  # oldest pending signals pushed out by max_pending
     duplicates: int = 0
     late: int = 0  # results for a signal that had already expired or been evicted
+
+
+@dataclass
+class _Batch:
+    """One side's batch as the join reads it (columns of the same length)."""
+
+    ids: list[str]
+    slots: npt.NDArray[np.int64]
+    high: Ints
+    low: Ints
+    late: list[int] = field(default_factory=list)
 
 
 class JoinBuffer:
@@ -51,6 +96,7 @@ class JoinBuffer:
 
     The memory is two generations of `max_pending` ids each: when the newer one fills up, the older
     one is dropped whole, so at least the last `max_pending` finished ids are always remembered.
+    A batch is joined with a few dict calls made from C (map) and numpy on the pending rows' columns.
     """
 
     def __init__(self, n_sides: int, timeout_ms: float, max_pending: int) -> None:
@@ -62,127 +108,151 @@ class JoinBuffer:
         self.timeout_ms = float(timeout_ms)
         self.max_pending = max_pending
         self._full = (1 << n_sides) - 1
-        self._pending: OrderedDict[str, Entry] = OrderedDict()
+        self._rows = Arena(n_sides)  # pending signals' columns; row order is arrival order
         self._finished: dict[str, int] = {}  # id -> mask of the sides seen, newest generation
         self._finished_before: dict[str, int] = {}
         self.frontiers = [NO_POSITION] * n_sides  # each side's progress: the input position of its latest result
-        # Pending signals by the side that saw them first: each queue is in input order, because each
-        # side's results are; so settling pops from the left and never scans the whole buffer.
-        self._by_opener: list[deque[tuple[int, str]]] = [deque() for _ in range(n_sides)]
 
     def __len__(self) -> int:
-        return len(self._pending)
+        return len(self._rows)
 
-    def offer(self, side: int, ids: Sequence[str], slots: Sequence[Slot], now_ms: float,
-              positions: Sequence[int] | None = None) -> Offered:
-        out = Offered()
-        if positions:
-            self.frontiers[side] = max(self.frontiers[side], max(positions))
-        opened = self._by_opener[side]
-        pending = self._pending  # not the finished dicts: _remember may swap their generations mid-batch
-        bit, slot_at, full = 1 << side, SLOTS + side, self._full
-        template: Entry = [0.0, 0, NO_POSITION, *([None] * self.n_sides)]
-        accepted, completed = out.accepted, out.completed
-        for position, sid in enumerate(ids):
-            entry = pending.get(sid)
-            if entry is not None:
-                mask = entry[MASK]
-                if mask & bit:
-                    out.duplicates += 1
-                    continue
-                entry[slot_at] = slots[position]
-                entry[MASK] = mask = mask | bit
-                accepted.append(position)
-                if mask == full:
-                    del pending[sid]
-                    completed.append(entry)
-                    # _remember, inlined: this is the path every matched signal takes
-                    self._finished[sid] = full
-                    if len(self._finished) >= self.max_pending:
-                        self._finished_before, self._finished = self._finished, {}
-                continue
-            seen = self._finished.get(sid)
-            if seen is None:
-                seen = self._finished_before.get(sid)
-            if seen is not None:
-                if seen & bit:
-                    out.duplicates += 1
-                else:
-                    self._remember(sid, seen | bit)
-                    out.late += 1
-                    accepted.append(position)
-                continue
-            entry = template.copy()
-            entry[FIRST_SEEN], entry[MASK], entry[slot_at] = now_ms, bit, slots[position]
-            if positions:
-                entry[POSITION] = at = positions[position]
-                if at != NO_POSITION:
-                    opened.append((at, sid))
-            pending[sid] = entry
-            accepted.append(position)
-        while len(pending) > self.max_pending:
-            sid, entry = pending.popitem(last=False)
-            self._remember(sid, entry[MASK])
-            out.evicted.append(entry)
+    def offer(self, side: int, ids: Sequence[str], slots: Any, now_ms: float,
+              positions: Sequence[int] | tuple[Ints, Ints] | None = None) -> Offered:
+        """`slots`: (n, 5) ints; `positions`: input positions, or their (high, low) halves (see arena)."""
+        ids = list(ids)
+        n = len(ids)
+        slot_array = np.asarray(slots, dtype=np.int64).reshape(n, 5)
+        if isinstance(positions, tuple):
+            high, low = positions
+        else:
+            high, low = split_positions(list(positions) if positions else [NO_POSITION] * n)
+        if n:
+            self._advance_frontier(side, high, low)
+        if len(set(ids)) != n:  # a redelivery within the batch: its first copy must be seen first
+            return self._offer_one_by_one(side, _Batch(ids, slot_array, high, low), now_ms)
+        return self._offer(side, _Batch(ids, slot_array, high, low), now_ms)
+
+    def _advance_frontier(self, side: int, high: Ints, low: Ints) -> None:
+        top = int(high.max())
+        latest = (top << 32) + int(low[high == top].max())
+        self.frontiers[side] = max(self.frontiers[side], latest)
+
+    def _offer_one_by_one(self, side: int, batch: _Batch, now_ms: float) -> Offered:
+        parts = [self._offer(side, _Batch(batch.ids[i : i + 1], batch.slots[i : i + 1], batch.high[i : i + 1],
+                                          batch.low[i : i + 1]), now_ms, evict=False) for i in range(len(batch.ids))]
+        return Offered(np.concatenate([part.accepted + i for i, part in enumerate(parts)]).astype(np.int64),
+                       _concat([part.completed for part in parts], self.n_sides), self._evict(),
+                       sum(part.duplicates for part in parts), sum(part.late for part in parts))
+
+    def _offer(self, side: int, batch: _Batch, now_ms: float, *, evict: bool = True) -> Offered:
+        bit, arena, ids = 1 << side, self._rows, batch.ids
+        rows = np.fromiter(map(arena.index.get, ids, repeat(-1)), dtype=np.int64, count=len(ids))
+        hit = rows >= 0
+        masks = arena.masks[rows[hit]]
+        fresh_hit = np.zeros(len(ids), dtype=bool)
+        fresh_hit[hit] = masks & bit == 0
+        duplicates = int(hit.sum() - fresh_hit.sum())
+        # arrivals on a pending signal
+        joined = rows[fresh_hit]
+        arena.slots[joined, side] = batch.slots[fresh_hit]
+        arena.masks[joined] |= bit
+        done = joined[arena.masks[joined] == self._full]
+        completed = self._take(done) if done.size else Finished.empty(self.n_sides)
+        # the rest: a late partner of a finished signal, a redelivery of one, or a new pending signal
+        missed = np.flatnonzero(~hit)
+        new = self._sort_out(missed, ids, bit, batch)
+        duplicates += missed.size - new.size - len(batch.late)
+        if new.size:
+            new_ids = ids if new.size == len(ids) else [ids[at] for at in new.tolist()]
+            arena.append(new_ids, now_ms, bit, side, batch.slots[new], batch.high[new], batch.low[new])
+        accepted = np.sort(np.concatenate([np.flatnonzero(fresh_hit), np.asarray(batch.late, dtype=np.int64),
+                                           new]))
+        evicted = self._evict() if evict else Finished.empty(self.n_sides)
+        return Offered(accepted, completed, evicted, duplicates, len(batch.late))
+
+    def _evict(self) -> Finished:
+        """The oldest pending signals past max_pending leave the buffer."""
+        excess = len(self._rows) - self.max_pending
+        return self._take(self._rows.oldest(excess)) if excess > 0 else Finished.empty(self.n_sides)
+
+    def _sort_out(self, missed: Ints, ids: list[str], bit: int, batch: _Batch) -> Ints:
+        """Among ids not pending: positions of the new ones; late partners are remembered in batch.late."""
+        if not missed.size:
+            return missed
+        missed_ids = ids if missed.size == len(ids) else [ids[at] for at in missed.tolist()]
+        count = len(missed_ids)
+        seen = np.fromiter(map(self._finished.get, missed_ids, repeat(0)), dtype=np.int64, count=count)
+        if self._finished_before:  # the newer generation wins: it was written last
+            before = np.fromiter(map(self._finished_before.get, missed_ids, repeat(0)), dtype=np.int64, count=count)
+            seen = np.where(seen != 0, seen, before)
+        finished = np.flatnonzero(seen)
+        if not finished.size:
+            return missed
+        late = finished[seen[finished] & bit == 0]
+        if late.size:
+            self._remember([missed_ids[at] for at in late.tolist()], (seen[late] | bit).tolist())
+            batch.late.extend(missed[late].tolist())
+        return np.delete(missed, finished)
+
+    def _take(self, rows: Ints) -> Finished:
+        """Rows leave the buffer (in the order given); their ids are remembered as finished."""
+        arena = self._rows
+        out = Finished(arena.masks[rows], arena.slots[rows], arena.high[rows], arena.low[rows],
+                       arena.first_seen[rows])
+        ids = arena.remove(rows)
+        self._remember(ids, out.masks.tolist())
         return out
 
-    def settle(self) -> list[Entry]:
+    def settle(self) -> Finished:
         """Pending signals that every absent side has moved past: they will never complete; they leave
-        the buffer. Each opener's queue is in input order, so settling stops at the first that waits."""
-        frontiers, full, pending = self.frontiers, self._full, self._pending
-        settled: list[Entry] = []
-        for queue in self._by_opener:
-            while queue:
-                at, sid = queue[0]
-                entry = pending.get(sid)
-                if entry is None or entry[POSITION] != at:  # completed or evicted meanwhile
-                    queue.popleft()
-                    continue
-                absent = full & ~entry[MASK]
-                if any(absent >> side & 1 and frontiers[side] <= at for side in range(self.n_sides)):
-                    break  # a side that has not produced it yet has not moved past it either: awaiting
-                queue.popleft()
-                del pending[sid]
-                self._remember(sid, entry[MASK])
-                settled.append(entry)
-        return settled
+        the buffer. A signal without an input position is never settled here."""
+        arena = self._rows
+        rows = arena.live()
+        if not rows.size:
+            return Finished.empty(self.n_sides)
+        high, low, masks = arena.high[rows], arena.low[rows], arena.masks[rows]
+        settled = high >= 0  # has an input position
+        for side, frontier in enumerate(self.frontiers):
+            absent = masks >> side & 1 == 0
+            top, bottom = frontier >> 32, frontier & _LOW
+            passed = (top > high) | ((top == high) & (bottom > low))
+            settled &= ~absent | passed
+        rows = rows[settled]
+        # grouped by the sides that have seen them (for two sides: by the side that saw them first), each
+        # group in arrival order: the order in which the metrics' samples and series have always seen them
+        return self._take(rows[np.argsort(arena.masks[rows], kind="stable")])
 
     def awaiting(self) -> list[int]:
         """Per side: pending signals it has not produced yet (a slower side's backlog as seen here)."""
-        counts = [0] * self.n_sides
-        for entry in self._pending.values():
-            mask = entry[MASK]
-            for side in range(self.n_sides):
-                if not mask >> side & 1:
-                    counts[side] += 1
-        return counts
+        masks = self._rows.masks[self._rows.live()]
+        return [int(np.count_nonzero(masks >> side & 1 == 0)) for side in range(self.n_sides)]
 
-    def expire(self, now_ms: float, *, unordered_only: bool = False) -> list[Entry]:
+    def expire(self, now_ms: float, *, unordered_only: bool = False) -> Finished:
         """Pending signals first seen at least timeout_ms ago, oldest first; they leave the buffer.
 
         `unordered_only`: only those without an input position, which progress cannot settle."""
-        cutoff = now_ms - self.timeout_ms
-        expired: list[tuple[str, Entry]] = []
-        for sid, entry in self._pending.items():
-            if entry[FIRST_SEEN] > cutoff:
-                break  # arrival order: everything after is younger
-            if not unordered_only or entry[POSITION] == NO_POSITION:
-                expired.append((sid, entry))
-        for sid, entry in expired:
-            del self._pending[sid]
-            self._remember(sid, entry[MASK])
-        return [entry for _, entry in expired]
+        arena = self._rows
+        rows = arena.live()
+        younger = np.flatnonzero(arena.first_seen[rows] > now_ms - self.timeout_ms)
+        rows = rows[: younger[0]] if younger.size else rows  # arrival order: everything after is younger
+        if unordered_only:
+            rows = rows[arena.high[rows] < 0]
+        return self._take(rows) if rows.size else Finished.empty(self.n_sides)
 
-    def _remember(self, sid: str, mask: int) -> None:
-        self._finished[sid] = mask
-        if len(self._finished) >= self.max_pending:
-            self._finished_before, self._finished = self._finished, {}
+    def _remember(self, ids: list[str], masks: list[int]) -> None:
+        at = 0
+        while at < len(ids):
+            room = self.max_pending - len(self._finished)
+            self._finished.update(zip(ids[at : at + room], masks[at : at + room], strict=True))
+            at += room
+            if len(self._finished) >= self.max_pending:
+                self._finished_before, self._finished = self._finished, {}
 
     def to_wire(self) -> dict[str, Any]:
         return {
             # Positions exceed msgpack's 64-bit integers (ms << 32): they travel as decimal text.
             "pending": [[sid, entry[FIRST_SEEN], entry[MASK], str(entry[POSITION]), *entry[SLOTS:]]
-                        for sid, entry in self._pending.items()],
+                        for sid, entry in self._rows.entries()],
             "finished": self._finished,
             "finished_before": self._finished_before,
             "frontiers": [str(position) for position in self.frontiers],
@@ -193,13 +263,15 @@ class JoinBuffer:
         for row in rows:
             if len(row) == 3 + self.n_sides:  # saved before entries carried their input position
                 row.insert(1 + POSITION, NO_POSITION)
-        self._pending = OrderedDict(
-            (row[0], [row[1], row[2], int(row[3]), *(tuple(slot) if slot is not None else None for slot in row[4:])])
-            for row in rows
-        )
+        self._rows = Arena(self.n_sides)
+        self._rows.restore(rows)
         self._finished = dict(raw["finished"])
         self._finished_before = dict(raw["finished_before"])
         self.frontiers = [int(v) for v in raw.get("frontiers", [NO_POSITION] * self.n_sides)]
-        ordered = sorted((entry[POSITION], sid) for sid, entry in self._pending.items()
-                         if entry[POSITION] != NO_POSITION)
-        self._by_opener = [deque(ordered), *(deque() for _ in range(self.n_sides - 1))]
+
+
+def _concat(parts: list[Finished], n_sides: int) -> Finished:
+    parts = [part for part in parts if len(part)] or [Finished.empty(n_sides)]
+    return Finished(*(np.concatenate([getattr(part, name) for part in parts])
+                      for name in ("masks", "slots", "high", "low", "first_seen")))
+

@@ -70,11 +70,12 @@ class PairStats:
         self.outcomes = np.zeros((3, 3), dtype=np.int64)  # left outcome × right outcome
         self.error_types: dict[int, list[int]] = {}  # error type code -> [only left, only right, both]
 
-    def add(self, left_slots: Sequence[Slot], right_slots: Sequence[Slot]) -> None:
-        if not left_slots:
+    def add(self, left_slots: Ints | Sequence[Slot], right_slots: Ints | Sequence[Slot]) -> None:
+        """Slots (n, 5) of the same signals on each side."""
+        left = np.asarray(left_slots, dtype=np.int64).reshape(-1, 5)
+        right = np.asarray(right_slots, dtype=np.int64).reshape(-1, 5)
+        if not left.shape[0]:
             return
-        left = np.array(left_slots, dtype=np.int64).reshape(-1, 5)
-        right = np.array(right_slots, dtype=np.int64).reshape(-1, 5)
         self.matched += left.shape[0]
         self.outcomes += np.bincount(left[:, OUTCOME] * 3 + right[:, OUTCOME], minlength=9).reshape(3, 3)
         if self.truth is not None:

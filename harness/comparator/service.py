@@ -21,6 +21,7 @@ from tenacity import Retrying, retry_if_exception_type, wait_random_exponential
 from harness import experiments
 from harness.comparator.lag import LagMeter
 from harness.comparator.progress_log import ProgressLog as ProgressLog  # re-exported: callers knew it here
+from harness.comparator.reader import PrefetchingReader, has_backlog
 from harness.comparator.records import decode_batch, payload
 from harness.comparator.scope import StartFilter, experiment_report, produced_count
 from harness.comparator.state import ComparatorState
@@ -129,9 +130,8 @@ class ComparatorService:
     def __init__(self, client: redis.Redis, settings: ComparatorSettings,
                  observer: ComparatorObserver | None = None) -> None:
         self._client = client
-        # A second connection whose stream replies skip redis-py's per-entry dict building.
-        self._reader = redis.Redis(connection_pool=client.connection_pool)
-        self._reader.set_response_callback("XREADGROUP", lambda response, **_: response)
+        # A connection of its own whose stream replies skip redis-py's per-entry dict building.
+        self._reader = PrefetchingReader(client)
         self._base = settings
         self._stopping = False
         self._progress_log = ProgressLog()
@@ -146,6 +146,7 @@ class ComparatorService:
     def _serve(self, experiment: Experiment | None) -> None:
         """Compare `experiment` from its checkpoint on (None: idle until one starts)."""
         settings = self._base if experiment is None else settings_for(self._base, experiment)
+        self._reader.drop()  # a request ahead belongs to the group served so far; rewind() follows
         self._settings = settings
         self._idle = settings.follow and experiment is None
         self._by_stream = {feed.stream: feed for feed in settings.feeds}
@@ -169,6 +170,12 @@ class ComparatorService:
     def run(self) -> ComparatorState:
         """Compare until stopped (or idle past the limit). A store error (a Redis restart, a full
         server) never ends the run: it backs off, then resumes from the last checkpoint."""
+        try:
+            return self._run()
+        finally:
+            self._reader.drop()  # a request ahead is left unread: the next start rewinds to the checkpoint
+
+    def _run(self) -> ComparatorState:
         if not self._with_backoff(self.rewind):
             self._log_stop("asked to stop before the store answered")
             return self.state
@@ -229,6 +236,7 @@ class ComparatorService:
     def _resume_from_checkpoint(self) -> None:
         # What was read since the last checkpoint is forgotten and read again: the checkpoint and
         # the cursors it stored are the only progress that is certain after a store error.
+        self._reader.drop()
         self.state = load_state(self._client, self._settings)
         self.rewind()
         log.info("resumed from the last checkpoint", extra={"cursors": dict(self._cursors)})
@@ -315,10 +323,12 @@ class ComparatorService:
             return 0
         # NOACK: the checkpointed cursors are the acknowledgement (see `checkpoint`), so the
         # group keeps no pending list and needs no XACK per result.
-        response = self._reader.xreadgroup(
-            self._settings.group, self._settings.group, dict.fromkeys(self._streams_to_read(), ">"),
-            count=self._settings.read_count, block=self._settings.block_ms, noack=True,
-        )
+        settings = self._settings
+        response = self._reader.read(settings.group, self._streams_to_read(), settings.read_count, settings.block_ms)
+        if has_backlog(response, settings.read_count):
+            # Asked for before this reply is ingested, so flow control sees the state one reply late:
+            # the join buffer may hold one more read_count per side than max_skew.
+            self._reader.send(settings.group, self._streams_to_read(), settings.read_count, settings.block_ms)
         now_ms = server_time_ms(self._client)
         got, backlog = self._ingest(response, now_ms)
         self.state.advance(now_ms, caught_up=not backlog)

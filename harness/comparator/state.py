@@ -7,10 +7,11 @@ from typing import Any
 
 import msgpack
 import numpy as np
+import numpy.typing as npt
 
 from harness.comparator import agreement
 from harness.comparator.columns import OUTCOME_CODES, Codes, to_columns
-from harness.comparator.join import MASK, NO_POSITION, SLOTS, Entry, JoinBuffer
+from harness.comparator.join import NO_POSITION, Finished, JoinBuffer
 from harness.comparator.latency import LatencyHistogram
 from harness.comparator.pairs import PairStats
 from harness.comparator.reservoir import DEFAULT_CAPACITY, Reservoir
@@ -37,10 +38,11 @@ class SideStats:
         self.processing = LatencyHistogram()
         self.sample = Reservoir(sample_size, seed)
 
-    def record(self, outcomes: list[int], end_to_end: list[float], processing: list[float]) -> None:
-        if not outcomes:
+    def record(self, outcomes: npt.NDArray[np.int64], end_to_end: npt.NDArray[np.float64],
+               processing: npt.NDArray[np.float64]) -> None:
+        if not outcomes.size:
             return
-        self.outputs += len(outcomes)
+        self.outputs += int(outcomes.size)
         for code, count in enumerate(np.bincount(outcomes, minlength=3).tolist()):
             self.outcomes[code] += count
         end_to_end_ms = np.asarray(end_to_end, dtype=np.float64)
@@ -126,20 +128,17 @@ class ComparatorState:
             raise ValueError(f"unknown side {side!r}; this comparator joins {', '.join(self.sides)}")
         self._now_ms = now_ms
         columns = to_columns(records, Codes(self._labels[index], self._devices, self._kinds, self._error_types))
-        ids, outcomes, end_to_end, processing = columns.ids, columns.outcomes, columns.end_to_end, columns.processing
-        rejected, slots, positions = columns.rejected, columns.slots, columns.positions
-        self.counters["rejected"] += rejected
-        offered = self._join.offer(index, ids, slots, now_ms, positions)
+        self.counters["rejected"] += columns.rejected
+        offered = self._join.offer(index, columns.ids, columns.slots, now_ms, (columns.high, columns.low))
         self.counters["duplicates"] += offered.duplicates
         self.counters["late"] += offered.late
         accepted = offered.accepted
-        if len(accepted) != len(ids):
-            outcomes = [outcomes[i] for i in accepted]
-            end_to_end = [end_to_end[i] for i in accepted]
-            processing = [processing[i] for i in accepted]
+        outcomes, end_to_end, processing = columns.outcomes, columns.end_to_end, columns.processing
+        if accepted.size != len(columns.ids):
+            outcomes, end_to_end, processing = outcomes[accepted], end_to_end[accepted], processing[accepted]
         self._stats[index].record(outcomes, end_to_end, processing)
         self._finish(offered.completed, expired=False)
-        if offered.evicted:
+        if len(offered.evicted):
             self.counters["evicted"] += len(offered.evicted)
             self._finish(offered.evicted, expired=False)
 
@@ -182,38 +181,38 @@ class ComparatorState:
             side: {"frontier": _entry_id(self._join.frontiers[index]), "awaiting": awaiting[index]}
             for index, side in enumerate(self.sides)}}
 
-    def _finish(self, entries: list[Entry], *, expired: bool) -> None:
+    def _finish(self, finished: Finished, *, expired: bool) -> None:
         """Feed the pairs of finished signals; an expired signal counts as missing on its absent sides."""
-        if not entries:
+        if not len(finished):
             return
-        full = (1 << len(self.sides)) - 1
+        masks, slots = finished.masks, finished.slots
         if expired:
-            for entry in entries:
-                absent = full & ~entry[MASK]
-                for index, stats in enumerate(self._stats):
-                    if absent >> index & 1:
-                        stats.missing += 1
-        self._feed(self._primary, entries, 1, full)
+            for index, stats in enumerate(self._stats):
+                stats.missing += int(np.count_nonzero(masks >> index & 1 == 0))
+        self._feed(self._primary, masks, slots, 1)
         self._series.observe(self._primary.pairs, self._now_ms, self._primary.window.table)
-        self._feed_one_sided_truth(entries)
+        self._feed_one_sided_truth(masks, slots)
         if self._noise is not None:
-            self._feed(self._noise, entries, 2, full)
+            self._feed(self._noise, masks, slots, 2)
 
-    def _feed_one_sided_truth(self, entries: list[Entry]) -> None:
+    def _feed_one_sided_truth(self, masks: npt.NDArray[np.int64], slots: npt.NDArray[np.int64]) -> None:
         """A signal only one primary side answered still counts in the truth: the other side's is missing."""
-        one_sided = [(entry[SLOTS] or MISSING_SLOT, entry[SLOTS + 1] or MISSING_SLOT) for entry in entries
-                     if entry[SLOTS] is None or entry[SLOTS + 1] is None]
+        one_sided = masks & 3 != 3
         truth = self._primary.truth
-        if one_sided and truth is not None:
-            left, right = (np.array(side, dtype=np.int64).reshape(-1, 5) for side in zip(*one_sided, strict=True))
+        if truth is not None and one_sided.any():
+            chosen, seen = slots[one_sided], masks[one_sided]
+            left, right = chosen[:, 0].copy(), chosen[:, 1].copy()
+            left[seen & 1 == 0] = MISSING_SLOT
+            right[seen & 2 == 0] = MISSING_SLOT
             truth.add(left, right)
 
     @staticmethod
-    def _feed(stats: PairStats, entries: list[Entry], right: int, full: int) -> None:
+    def _feed(stats: PairStats, masks: npt.NDArray[np.int64], slots: npt.NDArray[np.int64], right: int) -> None:
         both = 1 | 1 << right
-        chosen = entries if all(entry[MASK] == full for entry in entries) else [
-            entry for entry in entries if entry[MASK] & both == both]
-        stats.add([entry[SLOTS] for entry in chosen], [entry[SLOTS + right] for entry in chosen])
+        chosen = masks & both == both
+        if not chosen.all():
+            slots = slots[chosen]
+        stats.add(slots[:, 0], slots[:, right])
 
     # --- report ---------------------------------------------------------------------------------
 

@@ -54,7 +54,7 @@ def test_timeout_expires_the_oldest_pending_signals_only() -> None:
     join = JoinBuffer(2, timeout_ms=100, max_pending=100)
     offer(join, LEGACY, ["old"], now_ms=0.0)
     offer(join, LEGACY, ["young"], now_ms=60.0)
-    assert join.expire(99.0) == []
+    assert len(join.expire(99.0)) == 0
     expired = join.expire(100.0)
     assert [entry[MASK] for entry in expired] == [1 << LEGACY]
     assert len(join) == 1

@@ -77,7 +77,7 @@ def test_settling_never_scans_what_it_cannot_settle() -> None:
     join = JoinBuffer(2, timeout_ms=1, max_pending=10_000)
     slots = [(0, 0, -1, -1, -1)] * 5
     join.offer(0, [f"a{i}" for i in range(5)], slots, 0.0, [10, 11, 12, 13, 14])
-    assert join.settle() == []  # side 1 has produced nothing: everything is awaiting
+    assert len(join.settle()) == 0  # side 1 has produced nothing: everything is awaiting
     join.offer(1, ["a1"], slots[:1], 0.0, [11])
     assert [entry[2] for entry in join.settle()] == [10]
 
