@@ -73,6 +73,7 @@ def _say(line: str) -> None:
 @click.command("cutover")
 @options.redis_connection
 @options.input_stream
+@options.partitions
 @options.option("--to", "target", envvar="HARNESS_CUTOVER_TO", default="candidate", help="The worker to promote.")
 @options.option("--from", "retiring", envvar="HARNESS_CUTOVER_FROM", default="legacy", help="The worker to retire.")
 @options.option("--policy", envvar="HARNESS_POLICY", default=None,
@@ -93,7 +94,8 @@ def _say(line: str) -> None:
 @worker_log_dir
 @who
 @notifies("cutover")  # to the webhook when one is set (docs/operations.md)
-def cutover_command(redis: options.RedisTarget, input_stream: str, target: str, retiring: str, policy: Path | None,
+def cutover_command(redis: options.RedisTarget, input_stream: str, partitions: int, target: str, retiring: str,
+                    policy: Path | None,
                     force: bool, reason: str | None, dry_run: bool, rollback_window: float, drain_timeout: float,
                     max_target_lag: int, start_timeout: float, stop_with: str, worker_log_dir: Path | None,
                     actor: str | None) -> None:
@@ -105,7 +107,7 @@ def cutover_command(redis: options.RedisTarget, input_stream: str, target: str, 
     client = redis.client()
     forced = _force_reason(force, reason)
     request = CutoverRequest(target, retiring, forced, rollback_window, drain_timeout, actor, input_stream,
-                             ServingBound(max_target_lag, start_timeout))
+                             ServingBound(max_target_lag, start_timeout), partitions)
 
     def gate() -> GateOutcome:
         from harness.gate.live import gate_summary, live_gate
@@ -120,7 +122,7 @@ def cutover_command(redis: options.RedisTarget, input_stream: str, target: str, 
         click.get_current_context().exit(plan.dry_run(client, request, gate if policy else None, _say))
     if policy is None and forced is None:
         raise click.UsageError("give --policy FILE (the gate), or --force --reason TEXT")
-    stopper = make_stopper(stop_with, redis_url=redis.url, log_dir=worker_log_dir)
+    stopper = make_stopper(stop_with, redis_url=redis.url, log_dir=worker_log_dir, partitions=partitions)
     roles = run_cutover(client, request, stopper, gate, say=_say)
     _say(f"{roles.primary} is primary (epoch {roles.epoch}); {retiring} drained; "
          f"rollback possible until {when(roles.rollback_until_ms)}")
@@ -129,6 +131,7 @@ def cutover_command(redis: options.RedisTarget, input_stream: str, target: str, 
 @click.command("rollback")
 @options.redis_connection
 @options.input_stream
+@options.partitions
 @options.option("--to", "target", envvar="HARNESS_ROLLBACK_TO", default="legacy", help="The worker to restore.")
 @force("Roll back after the window has closed, or to a worker that was not the previous primary.")
 @reason
@@ -144,7 +147,8 @@ def cutover_command(redis: options.RedisTarget, input_stream: str, target: str, 
 @start_timeout
 @who
 @notifies("rollback")  # to the webhook when one is set (docs/operations.md)
-def rollback_command(redis: options.RedisTarget, input_stream: str, target: str, force: bool, reason: str | None,
+def rollback_command(redis: options.RedisTarget, input_stream: str, partitions: int, target: str, force: bool,
+                     reason: str | None,
                      stop_with: str, start_args: str | None, worker_log_dir: Path | None, catch_up: float,
                      max_target_lag: int, start_timeout: float, actor: str | None) -> None:
     """Within the rollback window, make the previous primary primary again; it resumes where it stopped.
@@ -153,9 +157,10 @@ def rollback_command(redis: options.RedisTarget, input_stream: str, target: str,
     through --stop-with when it knows how), or after `harness retire` removed it.
     """
     client = redis.client()
-    stopper = make_stopper(stop_with, (start_args or "").split(), redis_url=redis.url, log_dir=worker_log_dir)
+    stopper = make_stopper(stop_with, (start_args or "").split(), redis_url=redis.url, log_dir=worker_log_dir,
+                           partitions=partitions)
     request = RollbackRequest(target, _force_reason(force, reason), catch_up, actor, input_stream,
-                              ServingBound(max_target_lag, start_timeout))
+                              ServingBound(max_target_lag, start_timeout), partitions)
     roles = run_rollback(client, stopper, request, say=_say)
     _say(f"{roles.primary} is primary again (epoch {roles.epoch})")
 

@@ -140,7 +140,11 @@ def run_replica(spec: str, client: Redis, settings: RuntimeSettings, partitions:
                 start_from: str, dedupe_ttl: int, init_primary: bool) -> None:
     """One replica of a partitioned worker: a runtime per partition it owns (docs/partitions.md)."""
     name = settings.worker_name
-    if init_primary:
+    # Built once up front, so that a bad spec or hyperparameter stops the replica with one line at start.
+    checked = load_algorithm(spec, WorkerContext(name, client, dict(os.environ), all_partitions(partitions)[0]))
+    init_sentry(name, checked.model_version)
+    if init_primary:  # the deployment's epoch record, then each partition's roles (docs/partitions.md)
+        RedisControl(client, name).claim_primary_if_unset()
         for partition in all_partitions(partitions):
             RedisControl(client, name, partition).claim_primary_if_unset()
 

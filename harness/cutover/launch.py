@@ -12,7 +12,7 @@ from pathlib import Path
 
 import redis
 
-from harness.transport import keys
+from harness.transport import keys, presence
 from harness.transport.replies import text
 
 # Settings whose value may be a secret are never stored: the restart gets the URL from the rollback itself.
@@ -26,6 +26,19 @@ class LaunchSpec:
     argv: tuple[str, ...]
     cwd: str
     env: dict[str, str] = field(default_factory=dict)
+
+
+def holder_pids(client: redis.Redis, worker: str, partitions: int = 1) -> list[int]:
+    """The pids on this host of the processes holding the worker's partitions (one without partitions)."""
+    if partitions == 1:
+        pid = holder_pid(client, worker)
+        return [] if pid is None else [pid]
+    found = set()
+    for holder in presence.lease_holders(client, worker, partitions).values():
+        host, _, number = holder.rpartition(" ")
+        if host == socket.gethostname() and number.isdigit() and int(number) > 0:
+            found.add(int(number))
+    return sorted(found)
 
 
 def holder_pid(client: redis.Redis, worker: str) -> int | None:

@@ -20,9 +20,9 @@ from harness.cutover.roles import switch_primary
 from harness.cutover.serving import ServingBound, bring_up, probe
 from harness.cutover.stoppers import WorkerStopper
 from harness.errors import HarnessError
-from harness.transport import keys
+from harness.transport import keys, presence
 from harness.transport.replies import server_time_ms, text
-from harness.transport.roles import Roles, clear_drain, group_lag, read_roles, request_drain
+from harness.transport.roles import Roles, clear_drain, read_roles, request_drain
 
 CUTOVER_STEPS = ("gate", "switch", "drain", "done")
 ROLLBACK_STEPS = ("window", "start", "switch", "done")
@@ -55,6 +55,7 @@ class CutoverRequest:
     who: str | None = None
     input_stream: str = keys.DEFAULT_INPUT_STREAM
     bound: ServingBound = field(default_factory=ServingBound)
+    partitions: int = 1  # with P > 1 every partition switches under one epoch (docs/partitions.md)
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class RollbackRequest:
     who: str | None = None
     input_stream: str = keys.DEFAULT_INPUT_STREAM
     bound: ServingBound = field(default_factory=ServingBound)
+    partitions: int = 1  # with P > 1 every partition switches under one epoch (docs/partitions.md)
 
 
 class _Progress:
@@ -124,7 +126,7 @@ def dry_run(client: redis.Redis, request: CutoverRequest, judge_gate: Callable[[
 
     Returns the exit code a real run's gate would give: 0 pass, 1 refused, 2 inconclusive.
     """
-    serving = probe(client, request.target, request.input_stream, request.bound.max_lag)
+    serving = probe(client, request.target, request.input_stream, request.bound.max_lag, request.partitions)
     if request.force_reason is not None:
         outcome = GateOutcome("forced", request.force_reason)
     elif judge_gate is None:
@@ -151,12 +153,15 @@ def _require_serving(client: redis.Redis, action: str, worker: str, stream: str,
 
 
 def _switch(client: redis.Redis, action: str, target: str, window_s: float | None, stream: str,
-            who: str | None, say: Say) -> Roles:
+            who: str | None, say: Say, partitions: int) -> Roles:
     before = read_roles(client)
-    roles = switch_primary(client, target, window_s, stream)
+    roles = switch_primary(client, target, window_s, stream, partitions)
     say(f"fence: epoch {before.epoch} -> {roles.epoch}; {before.primary or 'no one'} can no longer write "
         f"production")
-    say(f"switch: {target} is primary; production watermark {before.watermark} -> {roles.watermark}")
+    if partitions > 1:
+        say(f"switch: {target} is primary on all {partitions} partitions (each moved its own watermark)")
+    else:
+        say(f"switch: {target} is primary; production watermark {before.watermark} -> {roles.watermark}")
     audit.record(client, action, "switch", roles.epoch, who=who, primary=roles.primary, watermark=roles.watermark)
     _next_experiment(client, action, roles, stream, say)
     return roles
@@ -189,7 +194,8 @@ def run_cutover(client: redis.Redis, request: CutoverRequest, stopper: WorkerSto
         progress.mark("gate", retiring=request.retiring, started_at=str(int(time.time())))
 
     if not progress.done("switch"):
-        roles = _switch(client, "cutover", request.target, request.rollback_window_s, request.input_stream, who, say)
+        roles = _switch(client, "cutover", request.target, request.rollback_window_s, request.input_stream, who, say,
+                        request.partitions)
         progress.mark("switch", epoch=str(roles.epoch))
 
     if not progress.done("drain"):
@@ -223,11 +229,13 @@ def _drain(client: redis.Redis, request: CutoverRequest, stopper: WorkerStopper,
     retiring = request.retiring
     stopper.record_launch(client, retiring)  # while it still runs: what a rollback's restart needs
     request_drain(client, retiring)
-    say(f"draining {retiring}: {_pending(client, retiring, request.input_stream):,} entries left")
-    with Ticker(lambda: say(f"draining {retiring}: {_pending(client, retiring, request.input_stream):,} "
-                            f"entries left")):
+    def left() -> int:
+        return presence.pending(client, request.input_stream, retiring, request.partitions)
+
+    say(f"draining {retiring}: {left():,} entries left")
+    with Ticker(lambda: say(f"draining {retiring}: {left():,} entries left")):
         stopper.stop(client, retiring, request.drain_timeout_s)
-    pending = _pending(client, retiring, request.input_stream)
+    pending = left()
     say(f"drained: {retiring} stopped with {pending:,} entries left unacked")
     audit.record(client, "cutover", "drain", read_roles(client).epoch, who=request.who, worker=retiring,
                  pending=str(pending))
@@ -252,16 +260,16 @@ def run_rollback(client: redis.Redis, stopper: WorkerStopper, request: RollbackR
     if not progress.done("start"):
         clear_drain(client, to)  # a drained process idling under its lease resumes at once
         _require_serving(client, "rollback", to, stream, stopper, request.bound, who, say)
-        lag = _wait_caught_up(client, to, request.catch_up_s, stream, say)
+        lag = _wait_caught_up(client, to, request.catch_up_s, stream, say, request.partitions)
         audit.record(client, "rollback", "start", read_roles(client).epoch, who=who, worker=to,
                      lag=str(lag), detail=None if lag is not None and lag <= CAUGHT_UP else
                      f"not caught up after {request.catch_up_s:.0f}s: production results wait for it")
         progress.mark("start")
 
     if not progress.done("switch"):
-        if probe(client, to, stream, request.bound.max_lag).missing is not None:  # resumed, or it died meanwhile
-            _require_serving(client, "rollback", to, stream, stopper, request.bound, who, say)
-        roles = _switch(client, "rollback", to, None, stream, who, say)
+        if probe(client, to, stream, request.bound.max_lag, request.partitions).missing is not None:
+            _require_serving(client, "rollback", to, stream, stopper, request.bound, who, say)  # it died meanwhile
+        roles = _switch(client, "rollback", to, None, stream, who, say, request.partitions)
         progress.mark("switch", epoch=str(roles.epoch))
 
     roles = read_roles(client)
@@ -283,7 +291,7 @@ def _check_rollback(client: redis.Redis, roles: Roles, request: RollbackRequest,
         raise CutoverRefused("the rollback window has closed; --force --reason TEXT overrides it")
     if roles.previous != to and not forced:
         raise CutoverRefused(f"{to} was not the previous primary ({roles.previous or 'none'})")
-    state = probe(client, to, request.input_stream, request.bound.max_lag)
+    state = probe(client, to, request.input_stream, request.bound.max_lag, request.partitions)
     if state.lag is None:
         raise CutoverRefused(f"rollback refused: {state.missing}")
     if state.holder is None and not stopper.can_start(client, to):
@@ -298,19 +306,13 @@ def window_left_ms(client: redis.Redis, roles: Roles) -> float | None:
     return roles.rollback_until_ms - server_time_ms(client)
 
 
-def _pending(client: redis.Redis, group: str, stream: str) -> int:
-    try:
-        return int(client.xpending(stream, group)["pending"])
-    except redis.ResponseError:
-        return 0
-
-
-def _wait_caught_up(client: redis.Redis, worker: str, timeout_s: float, stream: str, say: Say) -> int | None:
+def _wait_caught_up(client: redis.Redis, worker: str, timeout_s: float, stream: str, say: Say,
+                    partitions: int) -> int | None:
     """Wait for the worker's lag to fall to CAUGHT_UP, telling it each second; returns the last lag seen."""
     deadline = time.monotonic() + timeout_s
     next_line = time.monotonic()
     while True:
-        lag = group_lag(client, stream, worker, limit=CAUGHT_UP + 1)
+        lag = presence.input_lag(client, stream, worker, partitions, limit=CAUGHT_UP + 1)
         if (lag is not None and lag <= CAUGHT_UP) or time.monotonic() >= deadline:
             return lag
         if time.monotonic() >= next_line:

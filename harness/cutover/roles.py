@@ -23,6 +23,7 @@ import redis
 from harness.contracts import RESULT_KEYS, decode_clustered
 from harness.cutover.switch_script import SWITCH_SCRIPT
 from harness.errors import HarnessError
+from harness.partitions import Partition, all_partitions
 from harness.security import grants
 from harness.transport import keys
 from harness.transport.replies import entry_after, parse_entry_id, server_time_ms, text
@@ -42,8 +43,8 @@ class _Backfill:
     slow primary take forever. Here each attempt reads only results and input entries it has not
     seen, so the window between WATCH and EXEC stays short however large the backlog is."""
 
-    def __init__(self, target: str, input_stream: str) -> None:
-        self._stream = keys.results_stream(target)
+    def __init__(self, results_stream: str, input_stream: str) -> None:
+        self._stream = results_stream
         self._input = input_stream
         self._results: dict[str, str] = {}  # input entry -> id of the target's result for it
         self._read_until: str | None = None  # the newest results-stream id read
@@ -113,24 +114,60 @@ SWITCH_ATTEMPTS = 2_000  # optimistic retries while the workers keep committing 
 
 
 def switch_primary(client: redis.Redis, target: str, rollback_window_s: float | None = None,
-                   input_stream: str = keys.DEFAULT_INPUT_STREAM) -> Roles:
+                   input_stream: str = keys.DEFAULT_INPUT_STREAM, partitions: int = 1) -> Roles:
     """Make `target` primary under a new epoch, handing over production without loss or double.
 
     Under ACL users (HARNESS_ACL_USERS), the production grant moves too: to `target` before the
-    switch, away from every other worker after it; a re-run after a crash repeats both.
+    switch, away from every other worker after it; a re-run after a crash repeats both. With a
+    partitioned input, every partition is switched under the one epoch (switch_partitions).
     """
+    if partitions > 1:
+        return switch_partitions(client, target, rollback_window_s, input_stream, partitions)
     grants.grant_production(client, target, input_stream)
     roles = _switch(client, target, rollback_window_s, input_stream)
     grants.revoke_production(client, target, input_stream)
     return roles
 
 
-def _switch(client: redis.Redis, target: str, rollback_window_s: float | None, input_stream: str) -> Roles:
-    backfill_reader = _Backfill(target, input_stream)
+def switch_partitions(client: redis.Redis, target: str, rollback_window_s: float | None, input_stream: str,
+                      partitions: int) -> Roles:
+    """One epoch across P partitions (docs/partitions.md): record the intent in the global roles, switch
+    each partition's roles with the one-partition script (each partition's production stays exactly-once
+    on its own), then record the new primary. A re-run after a crash finds the intent and completes it."""
+    before = read_roles(client)
+    intent = {text(k): text(v) for k, v in client.hgetall(keys.ROLES_KEY).items()}
+    if before.primary == target and "switching_to" not in intent:
+        return before
+    epoch = int(intent["switching_epoch"]) if intent.get("switching_to") == target else before.epoch + 1
+    client.hset(keys.ROLES_KEY, mapping={"switching_to": target, "switching_epoch": epoch})
+    for partition in all_partitions(partitions):
+        switched = _switch(client, target, rollback_window_s, input_stream, partition)
+        if switched.epoch != epoch:
+            raise RolesError(f"partition {partition} reached epoch {switched.epoch}, not {epoch}: its roles were "
+                             f"changed outside a cutover; set them right, then run it again")
+    now_ms = int(server_time_ms(client))
+    mapping: dict[str, str | int] = {"primary": target, "epoch": epoch, "switched_at_ms": now_ms,
+                                     "previous": before.primary or "", "watermark": "per-partition"}
+    if rollback_window_s is not None:
+        mapping["rollback_until_ms"] = now_ms + int(rollback_window_s * 1000)
+    with client.pipeline(transaction=False) as pipe:
+        pipe.hset(keys.ROLES_KEY, mapping=mapping)
+        if rollback_window_s is None:
+            pipe.hdel(keys.ROLES_KEY, "rollback_until_ms")
+        pipe.hdel(keys.ROLES_KEY, "switching_to", "switching_epoch")
+        pipe.execute()
+    return read_roles(client)
+
+
+def _switch(client: redis.Redis, target: str, rollback_window_s: float | None, input_stream: str,
+            partition: Partition | None = None) -> Roles:
+    roles_key, production = keys.scoped(keys.ROLES_KEY, partition), keys.scoped(keys.PRODUCTION_STREAM, partition)
+    results = keys.scoped(keys.results_stream(target), partition)
+    backfill_reader = _Backfill(results, keys.scoped(input_stream, partition))
     switch = client.register_script(SWITCH_SCRIPT)
     entry_at = RESULT_KEYS.index("entry") + 1  # Lua arrays count from 1
     for _attempt in range(SWITCH_ATTEMPTS):
-        current = read_roles(client)
+        current = read_roles(client, partition)
         if current.primary == target:
             return current
         backfill = backfill_reader.refresh(client, current.watermark)
@@ -143,11 +180,11 @@ def _switch(client: redis.Redis, target: str, rollback_window_s: float | None, i
                 f"wait until {current.primary} has passed {backfill[-1][0]}, then run it again")
         window_ms = "" if rollback_window_s is None else str(int(rollback_window_s * 1000))
         pairs = [value for entry, result_id in backfill for value in (result_id, entry)]
-        outcome = switch(keys=[keys.ROLES_KEY, keys.results_stream(target), keys.PRODUCTION_STREAM], args=[
+        outcome = switch(keys=[roles_key, results, production], args=[
             target, current.primary or "", current.epoch, current.watermark, backfill_reader.read_until,
             keys.PRODUCTION_CHANNEL, entry_at, int(server_time_ms(client)), window_ms, *pairs])
         if int(outcome[0]) == 1:
-            return read_roles(client)
+            return read_roles(client, partition)
         time.sleep(random.uniform(0.001, 0.005))  # the old primary committed meanwhile: read its news
     raise RolesError(f"could not switch to {target}: the roles kept changing over {SWITCH_ATTEMPTS} attempts; "
                      "run it again")

@@ -19,7 +19,7 @@ import redis
 
 from harness.cutover import launch
 from harness.errors import HarnessError
-from harness.transport import keys
+from harness.transport import keys, presence
 
 
 class StopperError(RuntimeError, HarnessError):
@@ -30,16 +30,16 @@ def heartbeat(client: redis.Redis, worker: str) -> dict[str, str]:
     return {k.decode(): v.decode() for k, v in client.hgetall(keys.heartbeat_key(worker)).items()}
 
 
-def alive(client: redis.Redis, worker: str) -> bool:
-    """A live process holds the worker's lease (running, or idling drained): a second copy would be refused."""
-    return bool(client.exists(keys.lease_key(worker)))
+def alive(client: redis.Redis, worker: str, partitions: int = 1) -> bool:
+    """A live process holds a lease of the worker (running, or idling drained): a second copy would be refused."""
+    return bool(presence.lease_holders(client, worker, partitions))
 
 
-def wait_stopped(client: redis.Redis, worker: str, timeout_s: float) -> bool:
-    """True once the worker consumes no more: exited (its lease is gone), or idling drained."""
+def wait_stopped(client: redis.Redis, worker: str, timeout_s: float, partitions: int = 1) -> bool:
+    """True once the worker consumes no more on any partition: exited (leases gone), or idling drained."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if not alive(client, worker) or heartbeat(client, worker).get("state") in ("stopped", "drained"):
+        if not presence.consuming(client, worker, partitions):
             return True
         time.sleep(0.1)
     return False
@@ -51,6 +51,7 @@ def default_log_dir() -> Path:
 
 
 class WorkerStopper(ABC):
+    partitions: int = 1  # the input's partitions: a worker's replicas hold one lease each (docs/partitions.md)
     @abstractmethod
     def stop(self, client: redis.Redis, worker: str, timeout_s: float) -> None: ...
 
@@ -74,7 +75,7 @@ class NoStopper(WorkerStopper):
     """The harness flips roles and drains; the operator's own tooling stops and starts processes."""
 
     def stop(self, client: redis.Redis, worker: str, timeout_s: float) -> None:
-        if not wait_stopped(client, worker, timeout_s):
+        if not wait_stopped(client, worker, timeout_s, self.partitions):
             raise StopperError(f"{worker} did not drain within {timeout_s:.0f}s (heartbeat still 'running')")
 
     def start(self, client: redis.Redis, worker: str) -> str | None:
@@ -99,18 +100,20 @@ class ProcessStopper(WorkerStopper):
             launch.record(client, worker, spec)
 
     def stop(self, client: redis.Redis, worker: str, timeout_s: float) -> None:
-        if wait_stopped(client, worker, timeout_s / 2):
+        if wait_stopped(client, worker, timeout_s / 2, self.partitions):
             return
-        pid = launch.holder_pid(client, worker)
-        if pid:
+        pids = launch.holder_pids(client, worker, self.partitions)
+        for pid in pids:
             try:
                 os.kill(pid, signal.SIGTERM)  # finishes the batch in hand and acks it
             except ProcessLookupError:
-                # Gone without saying so (killed): nothing consumes any more; record it.
-                client.hset(keys.heartbeat_key(worker), "state", "stopped")
-                return
-        if not wait_stopped(client, worker, timeout_s / 2):
-            raise StopperError(f"{worker} (pid {pid}) did not stop within {timeout_s:.0f}s")
+                continue  # gone without saying so (killed): its leases expire by themselves
+        if pids and self.partitions == 1 and not any(_running(pid) for pid in pids):
+            client.hset(keys.heartbeat_key(worker), "state", "stopped")  # nothing consumes any more: record it
+            return
+        if not wait_stopped(client, worker, timeout_s / 2, self.partitions):
+            shown = ", ".join(map(str, pids)) or "none on this host"
+            raise StopperError(f"{worker} (pid {shown}) did not stop within {timeout_s:.0f}s")
 
     def can_start(self, client: redis.Redis, worker: str) -> bool:
         return bool(self._start_args) or launch.load(client, worker) is not None
@@ -120,7 +123,7 @@ class ProcessStopper(WorkerStopper):
                 f"give --start-args with the `harness worker` arguments that start it")
 
     def start(self, client: redis.Redis, worker: str) -> str | None:
-        if alive(client, worker):
+        if alive(client, worker, self.partitions):
             return launch.log_file(client, worker)
         spec = launch.load(client, worker)
         if self._start_args:
@@ -173,7 +176,7 @@ class DockerStopper(WorkerStopper):
         if not containers:
             where = f" in stack {self._stack}" if self._stack else ""
             raise StopperError(f"no container labelled {self._label}={worker}{where}")
-        wait_stopped(client, worker, timeout_s / 2)
+        wait_stopped(client, worker, timeout_s / 2, self.partitions)
         for container in containers:
             container.stop(timeout=int(max(timeout_s / 2, 1)))  # type: ignore[attr-defined]
 
@@ -193,11 +196,25 @@ class DockerStopper(WorkerStopper):
 
 
 def make_stopper(kind: str, start_args: Sequence[str] = (), redis_url: str | None = None,
-                 log_dir: Path | None = None) -> WorkerStopper:
+                 log_dir: Path | None = None, partitions: int = 1) -> WorkerStopper:
+    stopper: WorkerStopper
     if kind == "process":
-        return ProcessStopper(start_args, redis_url, log_dir)
-    if kind == "docker":
-        return DockerStopper(stack=os.environ.get("HARNESS_STACK") or None)
-    if kind == "none":
-        return NoStopper()
-    raise StopperError(f"unknown stop backend {kind!r}: use process, docker or none")
+        stopper = ProcessStopper(start_args, redis_url, log_dir)
+    elif kind == "docker":
+        stopper = DockerStopper(stack=os.environ.get("HARNESS_STACK") or None)
+    elif kind == "none":
+        stopper = NoStopper()
+    else:
+        raise StopperError(f"unknown stop backend {kind!r}: use process, docker or none")
+    stopper.partitions = partitions
+    return stopper
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -125,7 +125,8 @@ class ReplicaSupervisor:
         for index, runner in list(self._runners.items()):
             if not runner.is_alive():
                 del self._runners[index]
-                if runner.finished_idle:
+                # Otherwise it ended on a drain (restarted, it idles drained) or an error: start it again.
+                if runner.finished_idle and self._settings.exit_when_idle:
                     self._finished.add(index)
 
     def _stop_all(self) -> None:

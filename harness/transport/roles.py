@@ -5,12 +5,13 @@ Shared below the services: the comparator's report and the cutover both read the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import redis
 
+from harness.partitions import Partition, all_partitions
 from harness.transport import keys
 from harness.transport.control import DRAIN
 from harness.transport.replies import entry_after, text
@@ -28,15 +29,15 @@ class Roles:
     rollback_until_ms: int | None
 
 
-def read_roles(client: redis.Redis) -> Roles:
-    """The roles hash; `client` may be a pipeline in WATCH mode, which executes at once."""
-    raw = {text(k): text(v) for k, v in client.hgetall(keys.ROLES_KEY).items()}
+def read_roles(client: redis.Redis, partition: Partition | None = None) -> Roles:
+    """The roles hash: a partition's (whose commit script reads it), or the deployment's (the epoch record)."""
+    raw = {text(k): text(v) for k, v in client.hgetall(keys.scoped(keys.ROLES_KEY, partition)).items()}
     return Roles(
         primary=raw.get("primary"),
         epoch=int(raw.get("epoch", 0)),
         watermark=raw.get("watermark", "0-0"),
         switched_at_ms=int(raw["switched_at_ms"]) if "switched_at_ms" in raw else None,
-        previous=raw.get("previous"),
+        previous=raw.get("previous") or None,
         rollback_until_ms=int(raw["rollback_until_ms"]) if "rollback_until_ms" in raw else None,
     )
 
@@ -79,41 +80,58 @@ def _iso(ms: int | None) -> str | None:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def production_summary(client: redis.Redis, input_stream: str = keys.DEFAULT_INPUT_STREAM) -> dict[str, Any] | None:
-    """The report's `cutover` section; None before any worker was made primary."""
+def production_summary(client: redis.Redis, input_stream: str = keys.DEFAULT_INPUT_STREAM,
+                       partitions: int = 1) -> dict[str, Any] | None:
+    """The report's `cutover` section, over every partition; None before any worker was made primary."""
     roles = read_roles(client)
     if roles.primary is None:
         return None
-    counts: dict[str, int] = {}
-    by_epoch: dict[str, int] = {}
-    seen: set[str] = set()
-    duplicates = 0
-    first: str | None = None
-    for _, fields in client.xrange(keys.PRODUCTION_STREAM):
-        entry = text(fields[b"entry"])
-        worker = text(fields[b"worker"])
-        counts[worker] = counts.get(worker, 0) + 1
-        epoch = text(fields[b"epoch"])
-        by_epoch[epoch] = by_epoch.get(epoch, 0) + 1
-        if entry in seen:
-            duplicates += 1
-        seen.add(entry)
-        if first is None or entry_after(first, entry):
-            first = entry
-    missing = in_flight = 0
-    if first is not None:
-        for entry_id, _ in client.xrange(input_stream, min=first):
-            entry = text(entry_id)
-            if entry in seen:
-                continue
-            if entry_after(entry, roles.watermark):
-                in_flight += 1
-            else:
-                missing += 1
+    tally = _ProductionTally()
+    for partition in all_partitions(partitions):
+        tally.add(client, keys.scoped(input_stream, partition), keys.scoped(keys.PRODUCTION_STREAM, partition),
+                  read_roles(client, partition).watermark)
     return {
         "primary": roles.primary, "epoch": roles.epoch, "previous": roles.previous,
         "switched_at": _iso(roles.switched_at_ms), "switched_at_ms": roles.switched_at_ms,
         "rollback_until_ms": roles.rollback_until_ms,
-        "production_results": sum(counts.values()), "production_duplicates": duplicates,
-        "production_missing": missing, "in_flight": in_flight, "by_worker": counts, "by_epoch": by_epoch,
+        "production_results": sum(tally.counts.values()), "production_duplicates": tally.duplicates,
+        "production_missing": tally.missing, "in_flight": tally.in_flight, "by_worker": tally.counts,
+        "by_epoch": tally.by_epoch,
     }
+
+
+@dataclass
+class _ProductionTally:
+    """Production results per worker and epoch; doubles; input entries with none (missing past the
+    watermark is in flight: the primary has not reached it yet)."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    by_epoch: dict[str, int] = field(default_factory=dict)
+    duplicates: int = 0
+    missing: int = 0
+    in_flight: int = 0
+
+    def add(self, client: redis.Redis, input_stream: str, production: str, watermark: str) -> None:
+        seen: set[str] = set()
+        first: str | None = None
+        for _, fields in client.xrange(production):
+            entry = text(fields[b"entry"])
+            worker = text(fields[b"worker"])
+            self.counts[worker] = self.counts.get(worker, 0) + 1
+            epoch = text(fields[b"epoch"])
+            self.by_epoch[epoch] = self.by_epoch.get(epoch, 0) + 1
+            if entry in seen:
+                self.duplicates += 1
+            seen.add(entry)
+            if first is None or entry_after(first, entry):
+                first = entry
+        if first is None:
+            return
+        for entry_id, _ in client.xrange(input_stream, min=first):
+            entry = text(entry_id)
+            if entry in seen:
+                continue
+            if entry_after(entry, watermark):
+                self.in_flight += 1
+            else:
+                self.missing += 1
