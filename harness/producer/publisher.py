@@ -40,7 +40,7 @@ MAX_BACKOFF_S = 5.0
 RETRYABLE = (TransportUnavailable, TransportOutOfMemory, TransportReadOnly)
 T = TypeVar("T")
 
-# KEYS: 1 stream or channel, 2 produced counter, 3 runs hash.
+# KEYS: 1 stream or channel, 2 produced counter, 3 runs hash, 4 lost counter.
 # ARGV: 1 run id, 2 the run's sequence number of the first payload, 3 'stream' | 'channel', 4 the entry's
 # field name, 5.. payloads.
 # The counters are written before the entries: under maxmemory the first write is refused before
@@ -48,6 +48,11 @@ T = TypeVar("T")
 PUBLISH_SCRIPT = """
 local done = tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '0')
 local first, n = tonumber(ARGV[2]), #ARGV - 4
+if done < first then
+  -- The store holds less of this run than it acknowledged: a failover lost writes that had not reached
+  -- the replica yet. Counted, so that the loss shows in the report instead of passing in silence.
+  redis.call('INCRBY', KEYS[4], first - done)
+end
 local skip = math.max(done - first, 0)  -- written by an attempt whose reply was lost
 if skip >= n then return 0 end
 redis.call('INCRBY', KEYS[2], n - skip)
@@ -86,7 +91,8 @@ class _BatchWriter:
         self._client = client
         self._target = target if channel else keys.scoped(target, partition)
         # The counters live in the partition's slot, with its stream: one script writes all three.
-        self._counters = [keys.scoped(PRODUCED_KEY, partition), keys.scoped(PRODUCER_RUNS_KEY, partition)]
+        self._counters = [keys.scoped(PRODUCED_KEY, partition), keys.scoped(PRODUCER_RUNS_KEY, partition),
+                          keys.scoped(keys.PRODUCED_LOST_KEY, partition)]
         self._mode = "channel" if channel else "stream"
         self._run_id = run_id
         self._max_wait_s = max_wait_s

@@ -91,7 +91,8 @@ def _worker_rules(target: AclTarget) -> list[str]:
 
 def _producer_rules(target: AclTarget) -> list[str]:
     # The publish script declares the channel as a key, so the channel's name is a key pattern too.
-    writes = (target.input_stream, target.input_channel, keys.PRODUCED_KEY, keys.PRODUCER_RUNS_KEY)
+    writes = (target.input_stream, target.input_channel, keys.PRODUCED_KEY, keys.PRODUCER_RUNS_KEY,
+              keys.PRODUCED_LOST_KEY)
     return [*(f"~{keys.literal_pattern(key)}" for key in writes),
             f"%R~{keys.every_worker(keys.reader_cursors_key)}", f"&{keys.literal_pattern(target.input_channel)}",
             *_plus(CONNECTION + SCRIPTS + PRODUCER)]

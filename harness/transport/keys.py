@@ -22,6 +22,7 @@ PRODUCTION_CHANNEL = "harness:production:live"  # the same results, for pub/sub 
 AUDIT_STREAM = "harness:audit"
 PRODUCED_KEY = "harness:stats:produced"  # signals sent by `harness produce`, for the report's counts
 PRODUCER_RUNS_KEY = "harness:stats:produced:runs"  # hash run id -> signals of that run written (resume)
+PRODUCED_LOST_KEY = "harness:stats:produced:lost"  # signals acknowledged to a producer, then lost by the store
 CUTOVER_KEY = "harness:cutover"  # hash: progress of the running or last cutover, for idempotent re-runs
 COMPARATOR_STATE_KEY = "harness:comparator:state"  # the msgpack checkpoint of ComparatorState
 COMPARATOR_SUMMARY_KEY = "harness:comparator:summary"  # a small hash for progress displays and `status`

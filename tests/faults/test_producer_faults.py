@@ -74,3 +74,18 @@ def test_a_full_store_past_the_bounded_wait_stops_with_one_line_then_resumes(sta
     expected = [s.signal_id for s in generate_signals(300, 4, samples=16)]
     assert stream_ids(stack.client)[100:] == expected
     assert int(stack.client.get(keys.PRODUCED_KEY) or 0) == 400
+
+
+
+def test_writes_a_failover_lost_are_counted_not_passed_over(redis_client: redis.Redis) -> None:
+    """A replica promoted before it saw the last writes holds less of a run than the producer was told:
+    the producer's next batch finds the gap, and counts it."""
+
+    def failover(sent: int) -> None:
+        if sent == 30:  # the promoted replica had only the first 20 of the 30 acknowledged signals
+            redis_client.hset(keys.PRODUCER_RUNS_KEY, "run-f", 20)
+
+    sent = publish_signals(redis_client, generate_signals(60, 1, samples=16), keys.DEFAULT_INPUT_STREAM,
+                           run_id="run-f", batch_size=10, on_progress=failover)
+    assert sent == 60
+    assert int(redis_client.get(keys.PRODUCED_LOST_KEY) or 0) == 10
