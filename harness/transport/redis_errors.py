@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import redis
+from redis.exceptions import ClusterDownError, RedisClusterException, SlotNotCoveredError, TryAgainError
 
 from harness.transport.errors import (
     TransportError,
@@ -25,11 +26,17 @@ def classify_redis_error(exc: BaseException) -> TransportError | None:
     """The transport error a redis-py exception stands for; None when it is not one of Redis's."""
     if isinstance(exc, TransportError):
         return exc
-    if not isinstance(exc, redis.RedisError):
+    if isinstance(exc, SlotNotCoveredError):  # a failover under way: the slot's new master is not known yet
+        return TransportUnavailable(f"redis cluster unavailable: {_first_line(exc)}")
+    if not isinstance(exc, redis.RedisError | RedisClusterException):
         return None
     message = _first_line(exc)
     if isinstance(exc, redis.ConnectionError | redis.TimeoutError | redis.BusyLoadingError):
         return TransportUnavailable(f"redis unavailable: {message}")
+    if isinstance(exc, ClusterDownError | TryAgainError):  # redis-py strips their CLUSTERDOWN/TRYAGAIN prefix
+        return TransportUnavailable(f"redis cluster unavailable: {message}")
+    if not isinstance(exc, redis.RedisError):  # a cross-slot command or script: a harness bug, never a store fault
+        return TransportError(f"redis cluster refused: {message}")
     if isinstance(exc, redis.ReadOnlyError) or message.startswith("READONLY"):
         return TransportReadOnly(f"redis is read-only: {message}")
     if isinstance(exc, redis.OutOfMemoryError) or "OOM command not allowed" in message:
@@ -46,7 +53,7 @@ def translated() -> Iterator[None]:
     """Run Redis calls; any redis-py error leaves as the matching TransportError."""
     try:
         yield
-    except redis.RedisError as exc:
+    except (redis.RedisError, RedisClusterException) as exc:
         error = classify_redis_error(exc)
         assert error is not None
         raise error from exc
