@@ -81,24 +81,28 @@ def result_pairs(first: int, count: int, seed: int) -> tuple[list[SignalClustere
     for j in range(count):
         sid = f"sig-{first + j:08d}"
         dev = f"dev-{device[j]:02d}"
+        # Its input entry, as real workers name it: the comparator joins by progress through the input.
+        entry = f"{int(BASE_MS) + (first + j) // 10}-{(first + j) % 10}"
         k, ck = cluster[j], candidate_cluster[j]
         kind = "normal" if k == 0 else ANOMALY_KINDS[(device[j] + k) % len(ANOMALY_KINDS)]
         if legacy_error[j]:
             legacy.append(SignalClustered(sid, "legacy", "legacy-1.0", "error", None, False, entered[j],
                                           entered[j] + legacy_e2e[j], legacy_proc[j], dev, kind,
-                                          "ValueError", "could not broadcast input array"))
+                                          "ValueError", "could not broadcast input array", input_entry_id=entry))
         else:
             legacy.append(SignalClustered(sid, "legacy", "legacy-1.0", "clustered",
                                           "normal" if k == 0 else f"{dev}:{k}", False, entered[j],
-                                          entered[j] + legacy_e2e[j], legacy_proc[j], dev, kind))
+                                          entered[j] + legacy_e2e[j], legacy_proc[j], dev, kind,
+                                          input_entry_id=entry))
         if candidate_declined[j]:
             candidate.append(SignalClustered(sid, "candidate", "candidate-1.0", "unclustered", None, False,
                                              entered[j], entered[j] + candidate_e2e[j], candidate_proc[j], dev,
-                                             kind, "declined", "negative voltage"))
+                                             kind, "declined", "negative voltage", input_entry_id=entry))
         else:
             candidate.append(SignalClustered(sid, "candidate", "candidate-1.0", "clustered",
                                              "normal" if ck == 0 else f"{dev}/k{ck}", False, entered[j],
-                                             entered[j] + candidate_e2e[j], candidate_proc[j], dev, kind))
+                                             entered[j] + candidate_e2e[j], candidate_proc[j], dev, kind,
+                                             input_entry_id=entry))
     return legacy, candidate
 
 
