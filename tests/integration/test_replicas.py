@@ -8,6 +8,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import redis
 
 from harness.contracts import SignalClustered, decode_clustered
@@ -15,6 +16,9 @@ from harness.partitions import all_partitions, partition_index
 from harness.producer.publisher import publish_signals
 from harness.producer.synthetic import generate_signals
 from harness.transport import keys
+from harness.transport.base import CommitBatch
+from harness.transport.errors import TransportFenced
+from harness.transport.streams import StreamTransport
 from tests.support.processes import start_worker, stop, wait_for
 
 PARTITIONS = 8
@@ -80,3 +84,22 @@ def test_replicas_share_the_partitions_and_survive_a_kill_with_one_result_per_si
             got_order[result.device_id].append(result.signal_id)
         for device, order in got_order.items():
             assert order == sent_order[device], f"device {device}: results out of input order"
+
+
+def test_a_replica_whose_partition_lease_moved_cannot_commit_to_it(redis_client: redis.Redis) -> None:
+    partition = all_partitions(PARTITIONS)[3]
+    signals = [s for s in generate_signals(200, 4, devices=24, samples=32)
+               if partition_index(s.meta.device_id, PARTITIONS) == partition.index][:5]
+    publish_signals(redis_client, signals, keys.DEFAULT_INPUT_STREAM, partitions=PARTITIONS)
+    paused = StreamTransport(redis_client, "legacy", partition=partition)
+    paused.acquire_lease(ttl_s=5.0, wait_s=0.0)
+    deliveries = paused.read(10, 0)
+    assert len(deliveries) == len(signals) > 0
+    # Paused past its TTL: another replica took the partition (a new token in the partition's lease).
+    redis_client.set(keys.scoped(keys.lease_key("legacy"), partition), "99 other-host 1")
+    with pytest.raises(TransportFenced):
+        paused.commit(CommitBatch(deliveries, [(d.entry_id, b"result") for d in deliveries]))
+    assert redis_client.xlen(keys.scoped(keys.results_stream("legacy"), partition)) == 0
+    other = all_partitions(PARTITIONS)[4]
+    assert StreamTransport(redis_client, "legacy", partition=other).acquire_lease(5.0, 0.0) > 0, \
+        "a lease is per partition: the other partitions are not fenced"
