@@ -52,18 +52,18 @@ def test_reject_counts_negative_samples_and_keep_does_not() -> None:
 
 def test_a_first_signal_is_compared_with_a_flat_line_at_its_own_median() -> None:
     batch = prepare_batch([signal([230.0] * 100, "flat")], Settings(), {"d": None})
-    assert batch.signals[0].profile is None and "d" in batch.references
+    assert batch.anomalies == [] and "d" in batch.references
 
 
 def test_a_reference_of_another_length_is_replaced_by_the_flat_median() -> None:
     batch = prepare_batch([signal([230.0] * 100)], Settings(), {"d": np.zeros(3)})
-    assert batch.signals[0].profile is None
+    assert batch.anomalies == []
 
 
 def test_each_normal_signal_is_the_reference_of_its_devices_next_one_within_a_batch() -> None:
     signals = [signal([230.0] * 100, "a"), signal([231.0] * 100, "b"), signal([232.0] * 100, "c")]
     batch = prepare_batch(signals, Settings(), {"d": None})
-    assert [s.profile is None for s in batch.signals] == [True, True, True]
+    assert batch.anomalies == [] and batch.device_ids == ["d", "d", "d"]
     assert batch.references["d"].tolist() == [232.0] * 10
 
 
@@ -125,8 +125,8 @@ def test_shape_mode_profiles_anomalies_from_the_smoothed_signal() -> None:
     samples = np.r_[np.full(50, 230.0), np.full(50, 180.0)]
     settings = Settings(features=Features.SHAPE, shape_length=8)
     batch = prepare_batch([signal(samples)], settings, {"d": np.full(10, 230.0)})
-    profile = batch.signals[0].profile
-    assert profile is not None and profile.shape == (9,)
+    assert batch.anomalies == [0] and batch.profiles.shape == (1, 9)
+    profile = batch.profiles[0]
     (expected,) = shape_profiles([legacy_smooth(samples.astype(np.float32))], 8, 1.0)
     assert profile.tolist() == expected.tolist()
 
@@ -157,9 +157,10 @@ def test_a_batch_of_mixed_lengths_is_screened_against_each_signals_own_median() 
     rng = np.random.default_rng(6)
     signals = [signal(230 + rng.normal(0, 3, size=n), f"s{i}", f"d{i % 2}") for i, n in enumerate([200, 310, 97, 200])]
     batch = prepare_batch(signals, Settings(noise_threshold=0.5), {"d0": None, "d1": np.zeros(5)})
-    for prepared, s in zip(batch.signals, signals, strict=True):
+    assert batch.anomalies == [0, 1, 2, 3]
+    for profile, s in zip(batch.profiles, signals, strict=True):
         row = legacy_smooth(s.samples)
-        assert prepared.profile == pytest.approx(legacy_profile(row - np.median(row)), rel=1e-12, abs=1e-12)
+        assert profile == pytest.approx(legacy_profile(row - np.median(row)), rel=1e-12, abs=1e-12)
 
 
 def test_quantile_parts_are_blind_to_where_an_event_starts_and_keep_distances_within_two() -> None:

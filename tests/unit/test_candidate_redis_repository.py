@@ -11,7 +11,12 @@ import redis
 from harness.clustering import WorkerContext
 from harness.producer.synthetic import generate_signals
 from workers.candidate import create
-from workers.candidate.adapters.redis_repository import RedisClusterRepository, StateError
+from workers.candidate.adapters.redis_repository import (
+    RedisClusterRepository,
+    StateError,
+    decode_cluster,
+    encode_cluster,
+)
 from workers.candidate.domain.model import Cluster
 
 SIGNALS = list(generate_signals(1200, seed=11))
@@ -96,3 +101,43 @@ def test_unreadable_state_is_an_error_naming_the_key(redis_client: redis.Redis) 
     redis_client.hset("harness:state:candidate:device:dev-01", "cluster:1", b"{broken")
     with pytest.raises(StateError, match="harness:state:candidate:device:dev-01"):
         RedisClusterRepository(redis_client, "candidate").get_clusters("dev-01")
+
+
+def test_clusters_stored_as_json_by_earlier_versions_still_load(redis_client: redis.Redis) -> None:
+    key = "harness:state:candidate:device:dev-01"
+    redis_client.hset(key, mapping={"cluster:1": '["dev-01/k1", [0.1, 0.2, 0.3, 4.0, 5.0], 3]',
+                                    "cluster:2": '["dev-01/k2", [1.0, 2.0, 3.0, 4.0, 5.5], 1]'})
+    repo = RedisClusterRepository(redis_client, "candidate")
+    assert repo.get_clusters("dev-01").clusters == (
+        Cluster("dev-01/k1", "dev-01", 1, (0.1, 0.2, 0.3, 4.0, 5.0), members=3),
+        Cluster("dev-01/k2", "dev-01", 2, (1.0, 2.0, 3.0, 4.0, 5.5)),
+    )
+    repo.save_cluster(Cluster("dev-01/k1", "dev-01", 1, (0.1, 0.2, 0.3, 4.0, 5.0), members=4))
+    repo.commit()  # rewrites only the cluster that changed, in the current format
+    assert redis_client.hget(key, "cluster:2").startswith(b"[")  # type: ignore[union-attr]
+    reread = RedisClusterRepository(redis_client, "candidate").get_clusters("dev-01")
+    assert reread.members == (4, 1) and reread.labels == ("dev-01/k1", "dev-01/k2")
+
+
+def test_clusters_numbered_with_a_gap_are_unreadable_state(redis_client: redis.Redis) -> None:
+    redis_client.hset("harness:state:candidate:device:dev-01", "cluster:2", '["dev-01/k2", [1, 2, 3, 4, 5], 1]')
+    with pytest.raises(StateError, match="not numbered"):
+        RedisClusterRepository(redis_client, "candidate").get_clusters("dev-01")
+
+
+def test_a_cluster_cut_short_is_unreadable_state() -> None:
+    whole = encode_cluster("dev-01/k1", 2, np.arange(5.0))
+    assert decode_cluster(whole)[0] == "dev-01/k1" and decode_cluster(whole)[2] == 2
+    with pytest.raises(ValueError, match="format 1"):
+        decode_cluster(whole[:30])
+
+
+def test_joined_clusters_share_one_assignment_and_new_ones_get_their_own() -> None:
+    algorithm = create(WorkerContext("candidate", None, {}))
+    assignments = [a for batch in batches(SIGNALS[:600]) for a in algorithm.assign_batch(batch)]
+    by_label: dict[tuple[str | None, bool], set[int]] = {}
+    for assignment in assignments:
+        by_label.setdefault((assignment.label, assignment.is_new_cluster), set()).add(id(assignment))
+    joined = [ids for (label, new), ids in by_label.items() if not new]
+    assert len(joined) > 3 and all(len(ids) == 1 for ids in joined)
+    assert sum(len(ids) for (_, new), ids in by_label.items() if new) == sum(a.is_new_cluster for a in assignments)

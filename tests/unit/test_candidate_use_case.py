@@ -239,3 +239,51 @@ def test_shape_features_tell_a_rising_ramp_from_its_time_reversal_which_has_equa
     shape, _, publisher = make(Settings(features=Features.SHAPE, similarity_scale=1.0, similarity_threshold=0.7))
     labels = [e.label for e in run(shape, publisher, *signals)]
     assert labels[0] == labels[2] != labels[1] == labels[3]
+
+
+def noisy_sequence(seed: int, count: int, lengths: tuple[int, ...] = (100,)) -> list[SignalReceived]:
+    """Three devices, long runs of anomalies between normal signals, some negative glitches."""
+    rng = np.random.default_rng(seed)
+    signals = []
+    for i in range(count):
+        wave = (230.0 + rng.normal(0, 0.5, size=int(rng.choice(lengths)))).astype(np.float32)
+        if rng.random() < 0.7:  # mostly anomalies: the last normal signal is often many places back
+            wave[20:50] -= np.float32(rng.choice([30.0, 60.0, 120.0]) + rng.normal(0, 2))
+        if rng.random() < 0.05:
+            wave[5] = -1.0
+        signals.append(SignalReceived(f"s{i}", SignalMeta(f"dev-{rng.integers(3)}"), 1000.0, 1.7e9, wave))
+    return signals
+
+
+@pytest.mark.parametrize("lengths", [(100,), (100, 97, 60)], ids=["one-length", "mixed-lengths"])
+@pytest.mark.parametrize("centroid", [Centroid.FIRST, Centroid.MEAN])
+def test_a_batch_gives_what_the_same_signals_give_one_by_one(lengths: tuple[int, ...], centroid: Centroid) -> None:
+    signals = noisy_sequence(7, 300, lengths)
+    settings = Settings(centroid=centroid, negative_voltage=NegativeVoltage.REJECT)
+    whole, _, publisher = make(settings)
+    together = run(whole, publisher, *signals)
+    single, _, publisher = make(settings)
+    alone = [event for signal in signals for event in run(single, publisher, signal)]
+    assert together == alone
+    assert {e.decline_reason is not None for e in together} == {True, False}
+    assert len({e.label for e in together}) > 4
+
+
+def test_an_unlabelled_founding_leaves_no_cluster_for_the_anomalies_after_it() -> None:
+    use_case, repo, publisher = make(Settings(cluster_scope=ClusterScope.SHARED), ids=FailingShared())
+    events = run(use_case, publisher, sag(50.0, "a"), sag(50.0, "b"), sag(50.0, "c"))
+    assert [(e.label, e.error_type) for e in events] == [
+        (None, "LookupError"), ("shared/k1", None), ("shared/k1", None)
+    ]
+    assert repo.get_clusters("").clusters[0].members == 2
+
+
+class FailingShared(DeviceScopedIds):
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def next_label(self, device_id: str, number: int) -> str:
+        self.calls += 1
+        if self.calls == 1:
+            raise LookupError("not yet")
+        return super().next_label(device_id, number)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 from workers.candidate.domain.model import (
-    Cluster,
+    BatchClustered,
     ClusterSet,
     ClusterWork,
     PreparedBatch,
-    SignalClustered,
     SignalReceived,
     Vector,
 )
@@ -24,7 +23,8 @@ class ClusterRepository(abc.ABC):
     def get_clusters(self, scope: str) -> ClusterSet: ...
 
     @abc.abstractmethod
-    def save_cluster(self, cluster: Cluster) -> None: ...
+    def save_clusters(self, clusters: ClusterSet, changed: Sequence[int]) -> None:
+        """A scope's clusters after a batch; `changed` numbers (1-based) those founded or joined."""
 
     @abc.abstractmethod
     def get_reference(self, device_id: str) -> Vector | None: ...
@@ -42,8 +42,8 @@ class ClusterRepository(abc.ABC):
 
 
 class SignalClustering(abc.ABC):
-    """The algorithm: `prepare` a whole batch at once, then `match` each anomaly in stream order against
-    the clusters of its scope, `open`ed for the batch."""
+    """The algorithm: `prepare` a whole batch at once, then `match_all` of a scope's anomalies in stream order
+    against the clusters of the scope, `open`ed for the batch."""
 
     @abc.abstractmethod
     def prepare(self, signals: Sequence[SignalReceived], references: Mapping[str, Vector | None]) -> PreparedBatch:
@@ -58,13 +58,15 @@ class SignalClustering(abc.ABC):
         """A scope's clusters, ready to be matched, joined and founded during one batch."""
 
     @abc.abstractmethod
-    def match(self, anomaly: Vector, work: ClusterWork) -> int | None:
-        """The index of the cluster the anomaly joins, or None if it founds a new one."""
+    def match_all(self, anomalies: Vector, work: ClusterWork) -> Iterator[int | None]:
+        """For each anomaly (a row), in order: the index of the cluster it joins, or None if it founds one.
+
+        Lazy: the caller joins or founds in `work` before asking for the next anomaly's answer."""
 
 
 class SignalClusteredPublisher(abc.ABC):
     @abc.abstractmethod
-    def publish(self, event: SignalClustered) -> None: ...
+    def publish(self, outcome: BatchClustered) -> None: ...
 
 
 class ClusterIdGenerator(abc.ABC):

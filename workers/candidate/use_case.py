@@ -1,11 +1,10 @@
-"""The ClusterSignal use case: allocate each signal to a cluster and publish the outcome. No I/O."""
+"""The ClusterSignal use case: allocate each signal of a batch to a cluster and publish the outcome. No I/O."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from harness.contracts import DEFAULT_LABEL
-from workers.candidate.domain.model import ClusterWork, PreparedSignal, SignalClustered, SignalReceived
+from workers.candidate.domain.model import BatchClustered, PreparedBatch, SignalReceived
 from workers.candidate.ports import (
     ClusterIdGenerator,
     ClusterRepository,
@@ -28,45 +27,52 @@ class ClusterSignal:
         self._ids = ids
 
     def handle_batch(self, signals: Sequence[SignalReceived]) -> None:
-        """Publishes exactly one event per signal, in order, and commits the batch's state once.
+        """Publishes one outcome for the batch (one answer per signal) and commits the batch's state once.
 
-        If the batch fails as a whole, its state changes are rolled back before the error propagates,
-        so the runtime can safely retry its signals one by one.
+        Normal signals go to DEFAULT_LABEL and need nothing more; only anomalies are allocated. If the
+        batch fails as a whole, its state changes are rolled back before the error propagates, so the
+        runtime can safely retry its signals one by one.
         """
         try:
-            devices = {signal.meta.device_id for signal in signals}
+            devices = set(signal.meta.device_id for signal in signals)
             batch = self._clustering.prepare(signals, {device: self._repo.get_reference(device) for device in devices})
             for device_id, reference in batch.references.items():
                 self._repo.set_reference(device_id, reference)
-            works: dict[str, ClusterWork] = {}
-            for signal in batch.signals:
-                try:
-                    event = self.handle(signal, works)
-                except Exception as exc:  # a bug on one signal must not cost the others their outcome
-                    event = SignalClustered.failed(signal.signal_id, signal.device_id, exc)
-                self._publisher.publish(event)
-            for work in works.values():
-                for cluster in work.changed():
-                    self._repo.save_cluster(cluster)
+            outcome = BatchClustered(signals, declined=batch.declined)
+            for scope, anomalies in self._by_scope(batch).items():
+                self._allocate(scope, anomalies, batch, outcome)
             self._repo.commit()
         except BaseException:
             self._repo.rollback()
             raise
+        self._publisher.publish(outcome)
 
-    def handle(self, signal: PreparedSignal, works: dict[str, ClusterWork]) -> SignalClustered:
-        """The signal's outcome; an anomaly joins or founds a cluster in the works of its scope."""
-        device_id, anomaly = signal.device_id, signal.profile
-        if signal.decline_reason is not None:
-            return SignalClustered.declined(signal.signal_id, device_id, signal.decline_reason)
-        if anomaly is None:
-            return SignalClustered(signal.signal_id, device_id, DEFAULT_LABEL)
-        scope = self._clustering.scope_of(device_id)
-        work = works.get(scope)
-        if work is None:
-            work = works[scope] = self._clustering.open(self._repo.get_clusters(scope))
-        index = self._clustering.match(anomaly, work)
-        if index is not None:
-            return SignalClustered(signal.signal_id, device_id, work.join(index, anomaly))
-        label = self._ids.next_label(scope, len(work) + 1)
-        work.found(label, anomaly)
-        return SignalClustered(signal.signal_id, device_id, label, True)
+    def _by_scope(self, batch: PreparedBatch) -> dict[str, list[int]]:
+        """Each scope's anomalies, as positions in batch.anomalies; scopes never interact."""
+        scope_of = {device_id: self._clustering.scope_of(device_id) for device_id in set(batch.device_ids)}
+        scopes: dict[str, list[int]] = {}
+        device_ids = batch.device_ids
+        for position, index in enumerate(batch.anomalies):
+            scopes.setdefault(scope_of[device_ids[index]], []).append(position)
+        return scopes
+
+    def _allocate(self, scope: str, anomalies: list[int], batch: PreparedBatch, outcome: BatchClustered) -> None:
+        """Each anomaly of the scope joins or founds a cluster, in order; the scope's clusters are saved."""
+        work = self._clustering.open(self._repo.get_clusters(scope))
+        profiles = batch.profiles[anomalies]
+        matches = self._clustering.match_all(profiles, work)
+        for profile, position in zip(profiles, anomalies, strict=True):
+            index = batch.anomalies[position]
+            try:
+                joined = next(matches)
+                if joined is not None:
+                    outcome.labels[index] = work.join(joined, profile)
+                    continue
+                label = self._ids.next_label(scope, len(work) + 1)
+                work.found(label, profile)
+                outcome.labels[index] = label
+                outcome.new.add(index)
+            except Exception as exc:  # a bug on one signal must not cost the others their outcome
+                outcome.fail(index, exc)
+        if changed := work.changed():
+            self._repo.save_clusters(work.result(), changed)

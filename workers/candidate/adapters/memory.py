@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from workers.candidate.domain.model import Cluster, ClusterSet, Vector
 from workers.candidate.ports import ClusterRepository
 
@@ -20,8 +22,12 @@ class InMemoryClusterRepository(ClusterRepository):
             clusters = self._clusters[device_id] = ClusterSet(device_id)
         return clusters
 
+    def save_clusters(self, clusters: ClusterSet, changed: Sequence[int]) -> None:
+        self._clusters[clusters.device_id] = clusters
+
     def save_cluster(self, cluster: Cluster) -> None:
-        self._clusters[cluster.device_id] = self.get_clusters(cluster.device_id).with_cluster(cluster)
+        """One cluster founded or replaced (a convenience over save_clusters)."""
+        self.save_clusters(self.get_clusters(cluster.device_id).with_cluster(cluster), [cluster.number])
 
     def get_reference(self, device_id: str) -> Vector | None:
         return self._references.get(device_id)

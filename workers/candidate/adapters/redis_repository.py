@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import struct
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -10,14 +12,34 @@ import numpy as np
 from harness.partitions import Partition
 from harness.transport.keys import device_state_key
 from workers.candidate.adapters.memory import InMemoryClusterRepository
-from workers.candidate.domain.model import Cluster, ClusterSet, Vector
+from workers.candidate.domain.model import ClusterSet, Vector
 
 REFERENCE_FIELD = b"reference"  # float64 little-endian bytes of the smoothed reference vector
-CLUSTER_FIELD = "cluster:{number}"  # JSON: label, representative, members
+CLUSTER_PREFIX = "cluster:"  # cluster:{number}: encode_cluster's bytes, or (written before them) JSON
+# A cluster's bytes: format 1, members, width, then the representative (float64) and the label (UTF-8).
+CLUSTER_HEADER = struct.Struct("<BQI")
+CLUSTER_FORMAT = 1
 
 
 class StateError(RuntimeError):
     """The state stored in Redis cannot be read back; names the key."""
+
+
+def encode_cluster(label: str, members: int, representative: Vector) -> bytes:
+    head = CLUSTER_HEADER.pack(CLUSTER_FORMAT, members, representative.shape[0])
+    return b"".join((head, representative.astype("<f8", copy=False).tobytes(), label.encode()))
+
+
+def decode_cluster(value: bytes) -> tuple[str, Vector, int]:
+    """(label, representative, members) from encode_cluster's bytes or the older JSON list."""
+    if value[:1] == b"[":  # JSON [label, representative, members]: state written before format 1
+        label, representative, members = json.loads(value)
+        return str(label), np.array(representative, dtype=np.float64), int(members)
+    kind, members, width = CLUSTER_HEADER.unpack_from(value)
+    end = CLUSTER_HEADER.size + 8 * width
+    if kind != CLUSTER_FORMAT or len(value) < end:
+        raise ValueError(f"not a cluster of format {CLUSTER_FORMAT}")
+    return value[end:].decode(), np.frombuffer(value, "<f8", width, CLUSTER_HEADER.size).astype(np.float64), members
 
 
 class RedisClusterRepository(InMemoryClusterRepository):
@@ -30,18 +52,18 @@ class RedisClusterRepository(InMemoryClusterRepository):
         self._partition = partition
         self._loaded: set[str] = set()
         self._dirty_references: set[str] = set()
-        self._dirty_clusters: dict[str, dict[int, Cluster]] = {}
+        self._dirty_clusters: dict[str, set[int]] = {}  # scope -> numbers changed since the last commit
 
     def get_clusters(self, device_id: str) -> ClusterSet:
         if device_id not in self._loaded:
             self._load(device_id)
         return super().get_clusters(device_id)
 
-    def save_cluster(self, cluster: Cluster) -> None:
-        if cluster.device_id not in self._loaded:
-            self._load(cluster.device_id)
-        super().save_cluster(cluster)
-        self._dirty_clusters.setdefault(cluster.device_id, {})[cluster.number] = cluster
+    def save_clusters(self, clusters: ClusterSet, changed: Sequence[int]) -> None:
+        if clusters.device_id not in self._loaded:
+            self._load(clusters.device_id)
+        super().save_clusters(clusters, changed)
+        self._dirty_clusters.setdefault(clusters.device_id, set()).update(changed)
 
     def get_reference(self, device_id: str) -> Vector | None:
         if device_id not in self._loaded:
@@ -61,15 +83,17 @@ class RedisClusterRepository(InMemoryClusterRepository):
             return
         pipe = self._redis.pipeline(transaction=True)
         for device_id in devices:
-            mapping: dict[bytes | str, bytes | str] = {}
+            mapping: dict[bytes | str, bytes] = {}
             if device_id in self._dirty_references:
                 reference = super().get_reference(device_id)
                 assert reference is not None
                 mapping[REFERENCE_FIELD] = reference.astype("<f8").tobytes()
-            for number, cluster in self._dirty_clusters.get(device_id, {}).items():
-                mapping[CLUSTER_FIELD.format(number=number)] = json.dumps(
-                    [cluster.label, cluster.representative, cluster.members]
-                )
+            if numbers := self._dirty_clusters.get(device_id):
+                clusters = super().get_clusters(device_id)
+                for number in numbers:
+                    mapping[f"{CLUSTER_PREFIX}{number}"] = encode_cluster(
+                        clusters.labels[number - 1], clusters.members[number - 1], clusters.representatives[number - 1]
+                    )
             pipe.hset(device_state_key(self._worker, device_id, self._partition), mapping=mapping)
         try:
             pipe.execute()
@@ -90,15 +114,20 @@ class RedisClusterRepository(InMemoryClusterRepository):
     def _load(self, device_id: str) -> None:
         key = device_state_key(self._worker, device_id, self._partition)
         stored: dict[bytes, bytes] = self._redis.hgetall(key)
-        clusters = ClusterSet(device_id)
         try:
             numbered = sorted(
                 (int(field.split(b":", 1)[1]), value) for field, value in stored.items() if field != REFERENCE_FIELD
             )
-            for number, value in numbered:
-                label, representative, members = json.loads(value)
-                clusters = clusters.with_cluster(Cluster(label, device_id, number, tuple(representative), members))
-        except (ValueError, TypeError, IndexError) as exc:
+            if [number for number, _ in numbered] != list(range(1, len(numbered) + 1)):
+                raise ValueError("the clusters are not numbered 1, 2, ...")
+            decoded = [decode_cluster(value) for _, value in numbered]
+            clusters = ClusterSet(device_id)
+            if decoded:
+                representatives = np.stack([representative for _, representative, _ in decoded])
+                representatives.flags.writeable = False
+                labels = tuple(label for label, _, _ in decoded)
+                clusters = ClusterSet(device_id, labels, tuple(m for _, _, m in decoded), representatives)
+        except (ValueError, TypeError, IndexError, struct.error) as exc:
             raise StateError(f"cannot read the clusters stored in {key}: {exc}") from None
         self._clusters[device_id] = clusters
         if REFERENCE_FIELD in stored:

@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from harness.clustering import Assignment
+from harness.contracts import DEFAULT_LABEL
 from workers.candidate.adapters.publisher import CollectingPublisher
-from workers.candidate.domain.model import SignalClustered, SignalReceived
+from workers.candidate.domain.model import BatchClustered, SignalReceived
 from workers.candidate.use_case import ClusterSignal
+
+CACHED_LABELS = 10_000  # Assignments kept for reuse; the cache starts over when it is full
 
 
 class CandidateAlgorithm:
@@ -17,20 +20,40 @@ class CandidateAlgorithm:
         self._use_case = use_case
         self._publisher = publisher
         self.model_version = model_version
+        self._assignments = Assignments()
 
     def assign_batch(self, signals: Sequence[SignalReceived]) -> list[Assignment]:
         """Raises only if the batch's state cannot be committed; the runtime then retries the batch."""
-        self._publisher.drain()  # nothing left over from a batch that raised half-way
+        self._publisher.take()  # nothing left over from a batch that raised half-way
         self._use_case.handle_batch(signals)
-        events = self._publisher.drain()
-        if len(events) != len(signals):
-            raise RuntimeError(f"{len(events)} outcomes for a batch of {len(signals)} signals")
-        return [to_assignment(event) for event in events]
+        outcomes = self._publisher.take()
+        if len(outcomes) != 1 or len(outcomes[0].signals) != len(signals):
+            raise RuntimeError(f"{len(outcomes)} outcomes for one batch of {len(signals)} signals")
+        return self._assignments.of(outcomes[0])
 
 
-def to_assignment(event: SignalClustered) -> Assignment:
-    if event.label is not None:
-        return Assignment.clustered(event.label, event.is_new)
-    if event.decline_reason is not None:
-        return Assignment.unclustered(event.decline_reason)
-    return Assignment.error(event.error_type or "Exception", event.error_message or "")
+class Assignments:
+    """A batch's outcome as Assignments, sharing one immutable Assignment per label: a normal signal,
+    or one that joins an existing cluster, costs no new object."""
+
+    def __init__(self) -> None:
+        self._default = Assignment.clustered(DEFAULT_LABEL)
+        self._joined: dict[str, Assignment] = {}
+
+    def of(self, outcome: BatchClustered) -> list[Assignment]:
+        assignments = [self._default] * len(outcome.signals)
+        joined, new = self._joined, outcome.new
+        if len(joined) > CACHED_LABELS:
+            joined.clear()
+        for index, label in outcome.labels.items():
+            if index in new:
+                assignments[index] = Assignment.clustered(label, True)
+            elif (assignment := joined.get(label)) is not None:
+                assignments[index] = assignment
+            else:
+                assignments[index] = joined[label] = Assignment.clustered(label)
+        for index, reason in outcome.declined.items():
+            assignments[index] = Assignment.unclustered(reason)
+        for index, (error_type, message) in outcome.failed.items():
+            assignments[index] = Assignment.error(error_type or "Exception", message)
+        return assignments

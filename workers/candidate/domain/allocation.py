@@ -4,7 +4,7 @@ the fleet), or founds a new one."""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -12,6 +12,8 @@ from workers.candidate.domain.features import prepare_batch
 from workers.candidate.domain.model import ClusterSet, ClusterWork, PreparedBatch, SignalReceived, Vector
 from workers.candidate.domain.settings import Centroid, Settings
 from workers.candidate.ports import SignalClustering
+
+BLOCK = 1 << 20  # differences held at once when every anomaly is compared with every cluster
 
 
 class ProfileClustering(SignalClustering):
@@ -35,6 +37,44 @@ class ProfileClustering(SignalClustering):
             return None
         best, similarity = most_similar(work.representatives, anomaly, self._scale)
         return best if similarity >= self._threshold else None
+
+    def match_all(self, anomalies: Vector, work: ClusterWork) -> Iterator[int | None]:
+        if self._running_mean:  # every join moves a representative: match one anomaly at a time
+            return (self.match(anomaly, work) for anomaly in anomalies)
+        return self._match_fixed(anomalies, work)
+
+    def _match_fixed(self, anomalies: Vector, work: ClusterWork) -> Iterator[int | None]:
+        """Representatives that never move: every anomaly is compared with the clusters from before at
+        once, and, whenever one founds a cluster, the anomalies after it with that one."""
+        known = len(work)
+        if known:
+            squared = squared_distances(anomalies, work.representatives)
+            nearest = squared.argmin(axis=1)  # ties go to the earliest, as in most_similar
+            least = squared[np.arange(len(anomalies)), nearest]
+        else:
+            nearest, least = np.full(len(anomalies), -1), np.full(len(anomalies), math.inf)
+        best, distance = nearest.tolist(), least.tolist()
+        for i in range(len(anomalies)):
+            if best[i] >= 0 and math.exp(-math.sqrt(distance[i]) / self._scale) >= self._threshold:
+                yield best[i]
+                continue
+            yield None
+            if len(work) > known and i + 1 < len(anomalies):  # it founded a cluster: the rest may join it
+                known = len(work)
+                rest = squared_distances(anomalies[i + 1 :], work.representatives[known - 1 :])[:, 0]
+                closer = rest < least[i + 1 :]  # strictly: a tie keeps the earlier cluster
+                nearest[i + 1 :][closer], least[i + 1 :][closer] = known - 1, rest[closer]
+                best[i + 1 :], distance[i + 1 :] = nearest[i + 1 :].tolist(), least[i + 1 :].tolist()
+
+
+def squared_distances(anomalies: Vector, representatives: Vector) -> Vector:
+    """[i, j]: the squared distance of anomaly i from representative j, summed as in most_similar."""
+    result = np.empty((anomalies.shape[0], representatives.shape[0]))
+    step = max(1, BLOCK // max(1, representatives.size))
+    for start in range(0, anomalies.shape[0], step):
+        difference = representatives[None, :, :] - anomalies[start : start + step, None, :]
+        result[start : start + step] = np.einsum("ijk,ijk->ij", difference, difference)
+    return result
 
 
 def most_similar(representatives: Vector, anomaly: Vector, scale: float) -> tuple[int, float]:

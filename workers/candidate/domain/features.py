@@ -15,11 +15,14 @@ import numpy as np
 import numpy.typing as npt
 
 from harness.contracts import SignalReceived
-from workers.candidate.domain.model import PreparedBatch, PreparedSignal, Vector
+from workers.candidate.domain.model import PreparedBatch, Vector
 from workers.candidate.domain.settings import PROFILE_SIZE, Features, NegativeVoltage, Settings, ShapeParts
-from workers.candidate.domain.shape import Ragged, shape_profiles
+from workers.candidate.domain.shape import Ragged, shape_matrix
 
 Indices = npt.NDArray[np.intp]
+
+
+LAGS = 4  # same-device predecessors each signal is screened against at once; a further one costs a call
 
 
 def prepare_batch(
@@ -27,70 +30,186 @@ def prepare_batch(
 ) -> PreparedBatch:
     """`references` holds each device's reference before the batch; the result says which moved."""
     smoothed, negatives = smooth_ragged(signals, settings)
-    rows = smoothed.rows()
-    medians, median_rms = flat_reference_scores(signals, smoothed, rows, references)
-    current = dict(references)
-    moved: dict[str, Vector] = {}
-    prepared: list[PreparedSignal | None] = [None] * len(signals)
-    anomalies: list[int] = []
-    against: list[Vector | float] = []  # each anomaly's reference: a device's vector, or a flat median
-    threshold = settings.noise_threshold
-    for index, signal in enumerate(signals):
-        device_id = signal.meta.device_id
-        if negatives[index]:
-            reason = f"negative voltage: {negatives[index]} samples below 0"
-            prepared[index] = PreparedSignal(signal.signal_id, device_id, decline_reason=reason)
-            continue
-        row = rows[index]
-        vector = current.get(device_id)
-        reference: Vector | float
-        if vector is not None and vector.shape == row.shape:
-            deviation = row - vector
-            reference, rms = vector, math.sqrt(float(deviation @ deviation) / deviation.shape[0])
-        else:  # no reference of this length yet: a flat line at the signal's own median
-            reference, rms = medians[index], median_rms[index]
-        if rms < threshold:
-            current[device_id] = moved[device_id] = row
-            prepared[index] = PreparedSignal(signal.signal_id, device_id)
-        else:
-            anomalies.append(index)
-            against.append(reference)
-    for index, profile in zip(anomalies, anomaly_profiles(anomalies, against, rows, settings), strict=True):
-        prepared[index] = PreparedSignal(signals[index].signal_id, signals[index].meta.device_id, profile)
-    return PreparedBatch(prepared, moved)  # type: ignore[arg-type]  # every slot is filled by now
-
-
-def anomaly_profiles(
-    anomalies: Sequence[int], against: Sequence[Vector | float], rows: Sequence[Vector], settings: Settings
-) -> list[Vector]:
+    device_ids = [signal.meta.device_id for signal in signals]
+    declined = {i: f"negative voltage: {count} samples below 0" for i, count in enumerate(negatives) if count}
+    screen = Screen(smoothed, device_ids, references, declined)
+    anomalies, against, moved = screen.run(settings.noise_threshold)
     if settings.features is Features.SHAPE:
         quantiles = settings.shape_parts is ShapeParts.WAVE_QUANTILES
-        return shape_profiles([rows[i] for i in anomalies], settings.shape_length, settings.amplitude_weight, quantiles)
-    return profiles([rows[i] - reference for i, reference in zip(anomalies, against, strict=True)])
+        rows = [screen.row(i) for i in anomalies]
+        found = shape_matrix(rows, settings.shape_length, settings.amplitude_weight, quantiles)
+    else:
+        found = screen.deviation_profiles(anomalies, against)
+    return PreparedBatch(device_ids, anomalies, found, declined, moved)
+
+
+MEDIAN = -1  # an anomaly screened against a flat line at its own median, not against a vector
+
+
+class Screen:
+    """The noise gate of a batch. Each normal signal becomes its device's reference, so the gate walks the
+    batch in order; the RMS distances it needs are computed beforehand, all at once, against the device's
+    reference from before the batch and against each of its LAGS predecessors in the batch.
+
+    Rows and references sit in one zero-padded matrix: rows 0..n-1 are the batch's smoothed signals,
+    the rows after them the devices' references from before the batch."""
+
+    def __init__(
+        self,
+        smoothed: Ragged,
+        device_ids: list[str],
+        references: Mapping[str, Vector | None],
+        declined: Mapping[int, str],
+    ) -> None:
+        self._lengths: list[int] = smoothed.lengths.tolist()
+        self._device_ids = device_ids
+        self._declined = declined
+        count = len(device_ids)
+        stored = {d: r for d, r in references.items() if r is not None and 0 < r.shape[0] <= smoothed.width}
+        self._past_row = {device_id: count + k for k, device_id in enumerate(stored)}
+        self._matrix = np.zeros((count + len(stored), smoothed.width))
+        smoothed.pad_into(self._matrix[:count])
+        for device_id, reference in stored.items():
+            self._matrix[self._past_row[device_id], : reference.shape[0]] = reference
+            self._lengths.append(reference.shape[0])
+        self._matrix.flags.writeable = False
+        self._medians, self._median_rms = flat_reference_scores(device_ids, smoothed, references)
+        self._rms, self._positions = self._screen_all()
+
+    def row(self, index: int) -> Vector:
+        return self._matrix[index, : self._lengths[index]]
+
+    def run(self, threshold: float) -> tuple[list[int], list[int], dict[str, Vector]]:
+        """The anomalies, what each was screened against (a matrix row or MEDIAN), and the moved references."""
+        last: dict[str, int] = {}  # each device's reference: a row of the matrix
+        anomalies: list[int] = []
+        against: list[int] = []
+        lengths, rms, position, count = self._lengths, self._rms, self._positions, len(self._device_ids)
+        for index, device_id in enumerate(self._device_ids):
+            if index in self._declined:
+                continue
+            reference = last.get(device_id, self._past_row.get(device_id, MEDIAN))
+            if reference == MEDIAN or lengths[reference] != lengths[index]:
+                reference, distance = MEDIAN, self._median_rms[index]
+            elif (lag := position[index] - position[reference] if reference < count else 0) <= LAGS:
+                distance = rms[lag][index]
+            else:  # the device's last normal signal is further back than the screen looked
+                distance = self._distance(index, reference)
+            if distance < threshold:
+                last[device_id] = index
+            else:
+                anomalies.append(index)
+                against.append(reference)
+        moved = {device_id: self.row(index).copy() for device_id, index in last.items()}
+        for vector in moved.values():
+            vector.flags.writeable = False  # later signals read it
+        return anomalies, against, moved
+
+    def deviation_profiles(self, anomalies: Sequence[int], against: Sequence[int]) -> Vector:
+        """Each anomaly's deviation from what it was screened against, summarised (`profile_matrix`)."""
+        result = np.empty((len(anomalies), PROFILE_SIZE))
+        by_length: dict[int, list[int]] = {}
+        for k, index in enumerate(anomalies):
+            by_length.setdefault(self._lengths[index], []).append(k)
+        rows, references = np.array(anomalies, dtype=np.intp), np.array(against, dtype=np.intp)
+        for length, chosen in by_length.items():
+            picked = np.array(chosen, dtype=np.intp)
+            flat = references[picked] == MEDIAN
+            base = self._matrix[np.where(flat, 0, references[picked]), :length]
+            if flat.any():
+                base[flat] = np.array(self._medians)[rows[picked][flat]][:, None]
+            result[picked] = profile_matrix(self._matrix[rows[picked], :length] - base)
+        result.flags.writeable = False
+        return result
+
+    def _screen_all(self) -> tuple[list[list[float]], list[int]]:
+        """rms[lag][row]: the RMS distance of each row from its predecessor `lag` places back in its
+        device's chain (its screened signals, in order), and (lag 0) from the device's reference from
+        before the batch; NaN where there is none of the row's length. And each row's place in its chain."""
+        count = len(self._device_ids)
+        device, past = self._device_codes()
+        order = np.argsort(device, kind="stable")  # each device's chain, one after the other
+        chained = device[order]
+        starts = np.flatnonzero(np.r_[True, chained[1:] != chained[:-1]])
+        positions = np.empty(count, dtype=np.intp)
+        positions[order] = np.arange(count) - np.repeat(starts, np.diff(np.r_[starts, count]))
+        pairs = [(np.arange(count), past[device])] + [
+            (order[lag:], np.where(chained[lag:] == chained[:-lag], order[:-lag], -1)) for lag in range(1, LAGS + 1)
+        ]
+        rms = np.full((LAGS + 1, count), np.nan)
+        width = self._matrix.shape[1]
+        in_order = self._matrix[order] if min(self._lengths, default=0) == width else None
+        lengths = np.array(self._lengths, dtype=np.intp)
+        for lag, (rows, references) in enumerate(pairs):
+            valid = references >= 0
+            if in_order is not None:  # one length: a lag's pairs are the chains against themselves, shifted
+                if lag:
+                    difference = in_order[lag:] - in_order[:-lag]
+                else:
+                    difference = self._matrix[rows] - self._matrix[np.where(valid, references, 0)]
+                squared = np.einsum("ij,ij->i", difference, difference)
+                rms[lag, rows[valid]] = np.sqrt(squared[valid] / width)
+            else:
+                valid[valid] = lengths[rows[valid]] == lengths[references[valid]]
+                rms[lag, rows[valid]] = self._distances(rows[valid], references[valid])
+        return rms.tolist(), positions.tolist()
+
+    def _device_codes(self) -> tuple[Indices, Indices]:
+        """Each row's device as a number (declined rows share one of their own), and each number's past
+        reference row (-1: none)."""
+        codes: dict[str, int] = {}
+        device = np.array([codes.setdefault(d, len(codes)) for d in self._device_ids], dtype=np.intp)
+        past = np.full(len(codes) + 1, -1, dtype=np.intp)
+        for device_id, past_row in self._past_row.items():
+            if device_id in codes:
+                past[codes[device_id]] = past_row
+        if self._declined:
+            device[list(self._declined)] = len(codes)
+        return device, past
+
+    def _distance(self, row: int, reference: int) -> float:
+        """`_distances` of one pair, with the same arithmetic."""
+        length = self._lengths[row]
+        difference = self._matrix[row : row + 1, :length] - self._matrix[reference : reference + 1, :length]
+        return math.sqrt(float(np.einsum("ij,ij->i", difference, difference)[0]) / length)
+
+    def _distances(self, rows: Indices, references: Indices) -> Vector:
+        """The RMS distance of each row from its reference (of equal length). Pairs of one length are
+        reduced together over that length only, so a distance never depends on the rest of the batch."""
+        result = np.empty(rows.shape[0])
+        lengths = np.array(self._lengths, dtype=np.intp)[rows]
+        for length in np.unique(lengths).tolist():
+            chosen = lengths == length
+            difference = self._matrix[rows[chosen], :length] - self._matrix[references[chosen], :length]
+            result[chosen] = np.sqrt(np.einsum("ij,ij->i", difference, difference) / length)
+        return result
 
 
 def flat_reference_scores(
-    signals: Sequence[SignalReceived], smoothed: Ragged, rows: Sequence[Vector], references: Mapping[str, Vector | None]
+    device_ids: Sequence[str], smoothed: Ragged, references: Mapping[str, Vector | None]
 ) -> tuple[list[float], list[float]]:
     """Each row's median and its RMS distance from a flat line there, for the rows that may need them:
     those of devices with no reference of their length before the batch, or with rows of two lengths."""
     lengths: dict[str, set[int]] = {}
-    for signal, row in zip(signals, rows, strict=True):
-        lengths.setdefault(signal.meta.device_id, set()).add(row.shape[0])
+    if smoothed.lengths.size and smoothed.lengths.min() == smoothed.lengths.max():  # one length for all
+        lengths = {device_id: {int(smoothed.lengths[0])} for device_id in set(device_ids)}
+    else:
+        for device_id, length in zip(device_ids, smoothed.lengths.tolist(), strict=True):
+            lengths.setdefault(device_id, set()).add(length)
     needy = set()
     for device_id, seen in lengths.items():
         reference = references.get(device_id)
         if len(seen) > 1 or reference is None or reference.shape[0] not in seen:
             needy.add(device_id)
-    medians = [math.nan] * len(rows)
-    scores = [math.nan] * len(rows)
-    chosen = np.array([i for i, s in enumerate(signals) if s.meta.device_id in needy], dtype=np.intp)
-    if chosen.size:
-        part = smoothed if chosen.size == len(rows) else Ragged.of([rows[i] for i in chosen])
+    medians = [math.nan] * len(device_ids)
+    scores = [math.nan] * len(device_ids)
+    chosen = [i for i, device_id in enumerate(device_ids) if device_id in needy]
+    if chosen:
+        part = smoothed if len(chosen) == len(device_ids) else smoothed.take(chosen)
         median = part.medians()
         deviation = part.flat - np.repeat(median, part.lengths)
         rms = np.sqrt(np.add.reduceat(deviation * deviation, part.starts) / part.lengths)
-        for i, m, r in zip(chosen.tolist(), median.tolist(), rms.tolist(), strict=True):
+        for i, m, r in zip(chosen, median.tolist(), rms.tolist(), strict=True):
             medians[i], scores[i] = m, r
     return medians, scores
 
@@ -101,7 +220,7 @@ def smooth_ragged(signals: Sequence[SignalReceived], settings: Settings) -> tupl
     The windows are summed in float64 by `np.add.reduceat`, exactly as legacy sums each signal's.
     """
     lengths: Indices = np.fromiter((s.samples.shape[0] for s in signals), np.intp, len(signals))
-    flat = np.concatenate([s.samples for s in signals]).astype(np.float64) if signals else np.empty(0)
+    flat = np.concatenate([s.samples for s in signals], dtype=np.float64) if signals else np.empty(0)
     negatives = [0] * len(signals)
     if settings.negative_voltage is NegativeVoltage.REJECT and signals:
         starts = np.cumsum(lengths) - lengths
@@ -113,10 +232,15 @@ def smooth_ragged(signals: Sequence[SignalReceived], settings: Settings) -> tupl
         lengths = -(-lengths // settings.downsample)
     window = settings.window_size
     counts = -(-lengths // window)  # windows per signal, the last one maybe partial
-    within = _positions(counts) * window  # each window's first sample, from its signal's start
-    sizes = np.minimum(window, np.repeat(lengths, counts) - within)
-    window_starts = np.repeat(np.cumsum(lengths) - lengths, counts) + within
-    means = np.add.reduceat(flat, window_starts) / sizes if window_starts.size else np.empty(0)
+    if not flat.size:
+        means = np.empty(0)
+    elif not (lengths % window).any():  # whole windows only (the usual case): they tile the flat array
+        means = np.add.reduceat(flat, np.arange(0, flat.size, window)) / window
+    else:
+        within = _positions(counts) * window  # each window's first sample, from its signal's start
+        sizes = np.minimum(window, np.repeat(lengths, counts) - within)
+        window_starts = np.repeat(np.cumsum(lengths) - lengths, counts) + within
+        means = np.add.reduceat(flat, window_starts) / sizes
     means.flags.writeable = False  # rows become references that later signals read
     return Ragged(means, counts), negatives
 
@@ -151,21 +275,25 @@ def tumbling_mean(rows: npt.NDArray[np.float32], window: int) -> Vector:
 
 
 def profiles(deviations: Sequence[Vector]) -> list[Vector]:
-    """Mean, std, min, max and mean |diff| of each deviation, computed per group of equal length."""
+    """`profile_matrix` of each deviation, computed per group of equal length."""
     by_length: dict[int, list[int]] = {}
     for index, deviation in enumerate(deviations):
         by_length.setdefault(deviation.shape[0], []).append(index)
     result: list[Vector] = [None] * len(deviations)  # type: ignore[list-item]  # filled per length below
-    for length, indices in by_length.items():
-        matrix = np.stack([deviations[i] for i in indices])
-        roughness = np.abs(np.diff(matrix, axis=1)).mean(axis=1) if length > 1 else np.zeros(len(indices))
-        stats = np.empty((len(indices), PROFILE_SIZE))
-        stats[:, 0] = matrix.mean(axis=1)
-        stats[:, 1] = matrix.std(axis=1)
-        stats[:, 2] = matrix.min(axis=1)
-        stats[:, 3] = matrix.max(axis=1)
-        stats[:, 4] = roughness
-        stats.flags.writeable = False
-        for i, row in zip(indices, stats, strict=True):
+    for indices in by_length.values():
+        for i, row in zip(indices, profile_matrix(np.stack([deviations[i] for i in indices])), strict=True):
             result[i] = row
     return result
+
+
+def profile_matrix(matrix: Vector) -> Vector:
+    """Mean, std, min, max and mean |diff| of each row (rows of one length), read-only."""
+    roughness = np.abs(np.diff(matrix, axis=1)).mean(axis=1) if matrix.shape[1] > 1 else np.zeros(matrix.shape[0])
+    stats = np.empty((matrix.shape[0], PROFILE_SIZE))
+    stats[:, 0] = matrix.mean(axis=1)
+    stats[:, 1] = matrix.std(axis=1)
+    stats[:, 2] = matrix.min(axis=1)
+    stats[:, 3] = matrix.max(axis=1)
+    stats[:, 4] = roughness
+    stats.flags.writeable = False
+    return stats

@@ -1,41 +1,37 @@
-"""Clusters of anomalous signals per device (or per fleet), and the event the candidate emits per signal."""
+"""Clusters of anomalous signals per device (or per fleet), and what the candidate decides for a batch."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
-from harness.contracts import SignalReceived
+from harness.contracts import DEFAULT_LABEL, SignalReceived
 from workers.candidate.domain.settings import PROFILE_SIZE
 
 Vector = npt.NDArray[np.float64]
 
 __all__ = [
+    "BatchClustered",
     "Cluster",
     "ClusterSet",
     "ClusterWork",
     "PreparedBatch",
-    "PreparedSignal",
     "SignalClustered",
     "SignalReceived",
 ]
 
 
 @dataclass(frozen=True)
-class PreparedSignal:
-    """A signal after the batch stage: declined, normal (no profile), or an anomaly with its profile."""
-
-    signal_id: str
-    device_id: str
-    profile: Vector | None = None  # mean, std, min, max, mean |diff| of its deviation; None if normal
-    decline_reason: str | None = None
-
-
-@dataclass(frozen=True)
 class PreparedBatch:
-    signals: list[PreparedSignal]  # one per received signal, in order
+    """The batch stage's verdicts: a signal is normal unless it is declined or an anomaly."""
+
+    device_ids: list[str]  # one per received signal, in order
+    anomalies: list[int]  # the anomalies' indices, in order
+    profiles: Vector  # one row per anomaly, in the same order
+    declined: dict[int, str]  # index -> reason
     references: dict[str, Vector]  # the devices whose reference moved, with their new reference
 
 
@@ -56,34 +52,39 @@ def _no_representatives() -> Vector:
 
 @dataclass(frozen=True)
 class ClusterSet:
-    """A scope's clusters in creation order, with their representatives stacked for matching."""
+    """A scope's clusters in creation order: labels, member counts and the stacked representatives
+    (read-only), kept as columns so that a batch neither builds nor reads a Cluster per cluster."""
 
     device_id: str  # the scope, as in Cluster
-    clusters: tuple[Cluster, ...] = ()
+    labels: tuple[str, ...] = ()
+    members: tuple[int, ...] = ()
     representatives: Vector = field(default_factory=_no_representatives)
 
     def __len__(self) -> int:
-        return len(self.clusters)
+        return len(self.labels)
+
+    @property
+    def clusters(self) -> tuple[Cluster, ...]:
+        rows = self.representatives.tolist()
+        return tuple(
+            Cluster(label, self.device_id, number, tuple(row), members)
+            for number, (label, row, members) in enumerate(zip(self.labels, rows, self.members, strict=True), 1)
+        )
 
     def with_cluster(self, cluster: Cluster) -> ClusterSet:
         """A new cluster (numbered len + 1) appended, or an existing one (same number) replaced."""
         index = cluster.number - 1
-        if cluster.device_id != self.device_id or not 0 <= index <= len(self.clusters):
+        if cluster.device_id != self.device_id or not 0 <= index <= len(self):
             raise ValueError(f"cluster {cluster.label!r} does not fit the clusters of {self.device_id!r}")
-        if index == len(self.clusters):
-            if not self.clusters:  # the profile's width is known only from the first cluster
-                representatives = np.array([cluster.representative], dtype=np.float64)
-            else:
-                representatives = np.vstack([self.representatives, cluster.representative])
-            representatives.flags.writeable = False
-            return ClusterSet(self.device_id, (*self.clusters, cluster), representatives)
-        representatives = self.representatives
-        if cluster.representative is not self.clusters[index].representative:
-            representatives = representatives.copy()
-            representatives[index] = cluster.representative
-            representatives.flags.writeable = False
-        clusters = (*self.clusters[:index], cluster, *self.clusters[index + 1 :])
-        return ClusterSet(self.device_id, clusters, representatives)
+        row = np.array([cluster.representative], dtype=np.float64)
+        if not self.labels:  # the profile's width is known only from the first cluster
+            representatives = row
+        else:
+            representatives = np.vstack([self.representatives[:index], row, self.representatives[index + 1 :]])
+        representatives.flags.writeable = False
+        labels = (*self.labels[:index], cluster.label, *self.labels[index + 1 :])
+        members = (*self.members[:index], cluster.members, *self.members[index + 1 :])
+        return ClusterSet(self.device_id, labels, members, representatives)
 
 
 GROWTH = 16  # rows added to a scope's matrix of representatives when it is full
@@ -91,13 +92,14 @@ GROWTH = 16  # rows added to a scope's matrix of representatives when it is full
 
 class ClusterWork:
     """One scope's clusters while a batch runs: the representatives sit in one matrix, updated in place,
-    so an anomaly costs a single distance computation. `changed()` says what to save at the batch's end."""
+    so an anomaly costs a single distance computation. `result()` is the scope's clusters afterwards and
+    `changed()` the numbers to save."""
 
     def __init__(self, past: ClusterSet, running_mean: bool) -> None:
         self.scope = past.device_id
         self._running_mean = running_mean
-        self._labels = [cluster.label for cluster in past.clusters]
-        self._members = [cluster.members for cluster in past.clusters]
+        self._labels = list(past.labels)
+        self._members = list(past.members)
         self._matrix = past.representatives.copy()  # rows past len(self) are spare capacity
         self._changed: set[int] = set()
 
@@ -132,12 +134,14 @@ class ClusterWork:
         self._members.append(1)
         self._changed.add(count)
 
-    def changed(self) -> list[Cluster]:
-        """The clusters founded or joined since the work began, in number order."""
-        return [
-            Cluster(self._labels[i], self.scope, i + 1, tuple(self._matrix[i].tolist()), self._members[i])
-            for i in sorted(self._changed)
-        ]
+    def changed(self) -> list[int]:
+        """The numbers (1-based) of the clusters founded or joined since the work began, in order."""
+        return [index + 1 for index in sorted(self._changed)]
+
+    def result(self) -> ClusterSet:
+        representatives = self._matrix[: len(self._labels)].copy()
+        representatives.flags.writeable = False
+        return ClusterSet(self.scope, tuple(self._labels), tuple(self._members), representatives)
 
 
 @dataclass(frozen=True)
@@ -152,10 +156,33 @@ class SignalClustered:
     error_type: str | None = None
     error_message: str | None = None
 
-    @staticmethod
-    def declined(signal_id: str, device_id: str, reason: str) -> SignalClustered:
-        return SignalClustered(signal_id, device_id, None, decline_reason=reason)
 
-    @staticmethod
-    def failed(signal_id: str, device_id: str, error: Exception) -> SignalClustered:
-        return SignalClustered(signal_id, device_id, None, error_type=type(error).__name__, error_message=str(error))
+@dataclass
+class BatchClustered:
+    """The outcome of a whole batch, one per signal: DEFAULT_LABEL unless the signal's index is in
+    `labels` (an anomaly's cluster), `declined` or `failed`. Kept sparse: most signals are normal."""
+
+    signals: Sequence[SignalReceived]
+    labels: dict[int, str] = field(default_factory=dict)
+    new: set[int] = field(default_factory=set)  # the anomalies that founded their cluster
+    declined: dict[int, str] = field(default_factory=dict)
+    failed: dict[int, tuple[str, str]] = field(default_factory=dict)  # error type and message
+
+    def fail(self, index: int, error: Exception) -> None:
+        self.labels.pop(index, None)
+        self.new.discard(index)
+        self.failed[index] = (type(error).__name__, str(error))
+
+    def events(self) -> list[SignalClustered]:
+        """The outcome signal by signal, in order."""
+        events = []
+        for index, signal in enumerate(self.signals):
+            ids = (signal.signal_id, signal.meta.device_id)
+            if index in self.failed:
+                error_type, message = self.failed[index]
+                events.append(SignalClustered(*ids, None, error_type=error_type, error_message=message))
+            elif index in self.declined:
+                events.append(SignalClustered(*ids, None, decline_reason=self.declined[index]))
+            else:
+                events.append(SignalClustered(*ids, self.labels.get(index, DEFAULT_LABEL), index in self.new))
+        return events

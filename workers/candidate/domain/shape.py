@@ -30,6 +30,22 @@ class Ragged:
         return Ragged(np.concatenate(rows) if rows else np.empty(0), lengths)
 
     @property
+    def width(self) -> int:
+        """The longest row's length (0 without rows)."""
+        return int(self.lengths.max()) if self.lengths.size else 0
+
+    def pad_into(self, out: Vector) -> None:
+        """Writes each row into a row of `out` (rows x at least width), from its left; the rest is untouched."""
+        if self.lengths.size and int(self.lengths.min()) == out.shape[1]:
+            out[:] = self.flat.reshape(out.shape)
+        else:
+            out[np.arange(out.shape[1]) < self.lengths[:, None]] = self.flat
+
+    def take(self, indices: Sequence[int]) -> Ragged:
+        rows = self.rows()
+        return Ragged.of([rows[i] for i in indices])
+
+    @property
     def starts(self) -> npt.NDArray[np.intp]:
         return np.cumsum(self.lengths) - self.lengths
 
@@ -93,24 +109,28 @@ def resample(rows: Vector, length: int) -> Vector:
 def shape_profiles(
     rows: Sequence[Vector], length: int, amplitude_weight: float, quantiles: bool = False
 ) -> list[Vector]:
-    """[z-normalised resampled row / sqrt(length), amplitude_weight * ln(std of the row)] per row;
+    """`shape_matrix`, row by row."""
+    return list(shape_matrix(rows, length, amplitude_weight, quantiles))
+
+
+def shape_matrix(rows: Sequence[Vector], length: int, amplitude_weight: float, quantiles: bool = False) -> Vector:
+    """[z-normalised resampled row / sqrt(length), amplitude_weight * ln(std of the row)] per row (read-only);
     with `quantiles`, the row's sorted values resampled and z-normalised alike follow the waveform,
     and both parts are divided by sqrt(2).
 
     Dividing by sqrt(length) puts the distance between two shapes in [0, 2] whatever the length
     (it is sqrt(2 - 2 * their correlation)), so one similarity scale suits every `length`.
     """
-    if not rows:
-        return []
-    ragged = Ragged.of(rows)
-    parts = [ragged] if not quantiles else [ragged, ragged.sorted()]
-    width = length * len(parts)
+    width = length * (2 if quantiles else 1)
     shapes = np.empty((len(rows), width + 1))
-    for offset, part in zip(range(0, width, length), parts, strict=True):
-        resampled = part.resample(length)
-        shapes[:, offset : offset + length] = (resampled - resampled.mean(axis=1, keepdims=True)) / (
-            np.maximum(resampled.std(axis=1, keepdims=True), AMPLITUDE_FLOOR) * np.sqrt(length * len(parts))
-        )
-    shapes[:, width] = amplitude_weight * np.log(np.maximum(ragged.stds(), AMPLITUDE_FLOOR))
+    if rows:
+        ragged = Ragged.of(rows)
+        parts = [ragged] if not quantiles else [ragged, ragged.sorted()]
+        for offset, part in zip(range(0, width, length), parts, strict=True):
+            resampled = part.resample(length)
+            shapes[:, offset : offset + length] = (resampled - resampled.mean(axis=1, keepdims=True)) / (
+                np.maximum(resampled.std(axis=1, keepdims=True), AMPLITUDE_FLOOR) * np.sqrt(length * len(parts))
+            )
+        shapes[:, width] = amplitude_weight * np.log(np.maximum(ragged.stds(), AMPLITUDE_FLOOR))
     shapes.flags.writeable = False
-    return list(shapes)
+    return shapes
