@@ -184,11 +184,12 @@ def retire_command(worker: str, redis: options.RedisTarget, input_stream: str, f
 @click.command("status")
 @options.redis_connection
 @options.input_stream
+@options.partitions
 @options.option("--json", "as_json", envvar="HARNESS_STATUS_JSON", is_flag=True, default=False,
                 help="Machine-readable output.")
-def status_command(redis: options.RedisTarget, input_stream: str, as_json: bool) -> None:
+def status_command(redis: options.RedisTarget, input_stream: str, partitions: int, as_json: bool) -> None:
     """Roles, the rollback window, each worker (lease holder, lag, log file), the comparator, the last audit entries."""
-    state = status(redis.client(), input_stream)
+    state = status(redis.client(), input_stream, partitions)
     if as_json:
         click.echo(json.dumps(state, indent=2))
         return

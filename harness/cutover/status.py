@@ -4,6 +4,7 @@ comparator's summary, and the last audit entries."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from typing import Any
 
 import redis
@@ -14,13 +15,18 @@ from harness.cutover.audit import recent
 from harness.cutover.plan import window_left_ms
 from harness.cutover.progress import when
 from harness.cutover.stoppers import heartbeat
-from harness.transport import keys
+from harness.partitions import all_partitions
+from harness.transport import keys, presence
 from harness.transport.replies import text
 from harness.transport.roles import drain_requested, group_lag, read_roles
 
 
-def status(client: redis.Redis, input_stream: str = keys.DEFAULT_INPUT_STREAM) -> dict[str, Any]:
+def status(client: redis.Redis, input_stream: str = keys.DEFAULT_INPUT_STREAM, partitions: int = 1) -> dict[str, Any]:
     roles = read_roles(client)
+    if partitions > 1:
+        return {"roles": vars(roles), "rollback": rollback_window(client),
+                "groups": partitioned_groups(client, input_stream, partitions),
+                "comparator": comparator_summary(client), "audit": recent(client, 10)}
     groups: dict[str, dict[str, Any]] = {}
     try:
         infos = client.xinfo_groups(input_stream)
@@ -37,6 +43,29 @@ def status(client: redis.Redis, input_stream: str = keys.DEFAULT_INPUT_STREAM) -
                         "log": launch.log_file(client, name)}
     return {"roles": vars(roles), "rollback": rollback_window(client), "groups": groups,
             "comparator": comparator_summary(client), "audit": recent(client, 10)}
+
+
+def partitioned_groups(client: redis.Redis, input_stream: str, partitions: int) -> dict[str, dict[str, Any]]:
+    """Each worker over every partition: how many replicas hold how many partitions, summed lag and pending."""
+    names: set[str] = set()
+    for partition in all_partitions(partitions):
+        try:
+            names |= {text(info["name"]) for info in client.xinfo_groups(keys.scoped(input_stream, partition))}
+        except redis.ResponseError:  # no input in this partition yet
+            continue
+    groups: dict[str, dict[str, Any]] = {}
+    for name in sorted(names):
+        holders = presence.lease_holders(client, name, partitions)
+        states = Counter(presence.heartbeat_states(client, name, partitions).values())
+        groups[name] = {
+            "lag": presence.input_lag(client, input_stream, name, partitions),
+            "pending": presence.pending(client, input_stream, name, partitions),
+            "state": ", ".join(f"{state} {count}/{partitions}" for state, count in states.most_common()) or "unknown",
+            "model_version": None, "draining": drain_requested(client, name),
+            "lease_holder": (f"{len(set(holders.values()))} replica(s) hold {len(holders)}/{partitions} partitions"
+                             if holders else None),
+            "log": launch.log_file(client, name)}
+    return groups
 
 
 def rollback_window(client: redis.Redis) -> dict[str, Any]:

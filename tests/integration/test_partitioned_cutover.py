@@ -4,6 +4,7 @@ one epoch covers the switch, and every signal gets exactly one production result
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 from collections import Counter
 from pathlib import Path
@@ -63,6 +64,11 @@ def test_a_cutover_and_a_rollback_across_partitions_give_each_signal_exactly_one
         assert (roles.primary, roles.previous) == ("candidate", "legacy")
         assert {read_roles(redis_client, p).epoch for p in all_partitions(PARTITIONS)} == {roles.epoch}
         assert {read_roles(redis_client, p).primary for p in all_partitions(PARTITIONS)} == {"candidate"}
+        shown = harness("status", "--redis-url", redis_url, "--partitions", str(PARTITIONS), "--json")
+        assert shown.returncode == 0, shown.stderr
+        groups = json.loads(shown.stdout)["groups"]
+        assert f"hold {PARTITIONS}/{PARTITIONS} partitions" in groups["candidate"]["lease_holder"]
+        assert groups["legacy"]["draining"] and groups["candidate"]["lag"] is not None
         before = sum(production(redis_client).values())
         wait_for(lambda: sum(production(redis_client).values()) >= before + 300, 60, "candidate feeding production",
                  workers)
