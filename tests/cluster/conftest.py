@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.redis_cluster import (
+from harness.embedded_cluster import (
     ClusterUnavailable,
     LocalRedisCluster,
     cluster_binaries,

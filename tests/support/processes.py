@@ -5,14 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import redis
 
 from harness.contracts import SignalClustered, decode_clustered
+from harness.embedded_cluster import wait_for  # noqa: F401 - re-exported: one polling helper for tests and cluster
 from harness.transport import keys
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,20 +29,6 @@ def start_worker(spec: str, redis_url: str, *extra: str, env: dict[str, str] | N
                  log: Path | None = None) -> subprocess.Popen[bytes]:
     return start_harness(["worker", spec, "--redis-url", redis_url, "--block-ms", "100", *extra],
                          env=env, log=log)
-
-
-def wait_for(predicate: Callable[[], bool], timeout_s: float = 60.0, what: str = "condition",
-             processes: Sequence[subprocess.Popen[Any]] = ()) -> None:
-    """Poll until predicate() holds; fail at once if one of `processes` died meanwhile."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        for process in processes:
-            if process.poll() is not None:
-                raise AssertionError(f"{process.args!r} exited with {process.returncode} while waiting for {what}")
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
 
 
 def child_pids(parent: int | None = None) -> set[int]:
