@@ -59,6 +59,14 @@ class SparseCounts:
         self._counts[cells] += per_key  # `cells` has no repeats, so a plain fancy += is exact
         return cells[inverse]
 
+    def add_counts(self, keys: Ints, counts: Ints) -> Ints:
+        """Add `counts[i]` to key `keys[i]` (distinct keys); returns each key's cell index (a merge)."""
+        if keys.size == 0:
+            return np.empty(0, dtype=np.int64)
+        cells = self._cells(keys)
+        self._counts[cells] += counts
+        return cells
+
     def _cells(self, distinct: Ints) -> Ints:
         get = self._index.get
         cells = [get(key, -1) for key in distinct.tolist()]
@@ -100,6 +108,25 @@ def cell_keys(rows: Ints, cols: Ints) -> Ints:
     return (rows.astype(np.int64) << CODE_BITS) | cols.astype(np.int64)
 
 
+def recode(codes: Ints, mapping: Ints) -> Ints:
+    """Codes through `mapping` (old code -> new code); codes outside it (-1, pseudo-clusters) unchanged."""
+    known = (codes >= 0) & (codes < mapping.size)
+    return np.where(known, mapping[np.where(known, codes, 0)] if mapping.size else codes, codes)
+
+
+def recode_keys(keys: Ints, rows: Ints, cols: Ints) -> Ints:
+    """Cell keys with their row and column codes each passed through `recode`."""
+    return cell_keys(recode(keys >> CODE_BITS, rows), recode(keys & _CODE_MASK, cols))
+
+
+def name_ranks(names: Sequence[str]) -> tuple[Ints, list[str]]:
+    """(code -> rank of its name, the names in rank order): codes renumbered in name order."""
+    order = sorted(range(len(names)), key=lambda code: (names[code], code))
+    ranks = np.empty(len(names), dtype=np.int64)
+    ranks[order] = np.arange(len(names), dtype=np.int64)
+    return ranks, [names[code] for code in order]
+
+
 @dataclass(frozen=True)
 class Table:
     """A contingency table in coordinate form: only non-zero cells."""
@@ -122,6 +149,18 @@ class Table:
     @property
     def n(self) -> int:
         return int(self.counts.sum())
+
+    def canonical(self, row_names: Sequence[str], col_names: Sequence[str]) -> tuple[Table, list[str], list[str]]:
+        """The table with its codes renumbered in name order and its cells sorted, with the names in that order.
+
+        Every tie in a report (equal clusters, an optimal matching among equal ones) is then broken by
+        name, not by the order labels arrived in: shards merged report what one comparator reports.
+        Codes beyond the names (pseudo-clusters) keep their value."""
+        row_ranks, rows_sorted = name_ranks(row_names)
+        col_ranks, cols_sorted = name_ranks(col_names)
+        rows, cols = recode(self.rows, row_ranks), recode(self.cols, col_ranks)
+        order = np.lexsort((cols, rows))
+        return Table(rows[order], cols[order], self.counts[order]), rows_sorted, cols_sorted
 
     def without_cell(self, row: int | None, col: int | None) -> Table:
         """The table less one cell: e.g. (default, default), to judge the anomalies alone."""

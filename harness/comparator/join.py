@@ -8,7 +8,7 @@ passed the signal's input entry: exact, and never a matter of time passing. Ahea
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
 from typing import Any
@@ -247,6 +247,20 @@ class JoinBuffer:
             at += room
             if len(self._finished) >= self.max_pending:
                 self._finished_before, self._finished = self._finished, {}
+
+    def merge(self, other: JoinBuffer, recode_slot: Callable[[int, list[int]], list[int]]) -> None:
+        """Take in another shard's pending signals (slots through `recode_slot(side, slot)`), in order of
+        first arrival, and its memory of finished ids; each side's frontier is the furthest of the two."""
+        mine, theirs = self.to_wire(), other.to_wire()
+        recoded = [[*row[:4], *(None if slot is None else recode_slot(side, slot) for side, slot in enumerate(row[4:]))]
+                   for row in theirs["pending"]]
+        self.restore({
+            "pending": sorted(mine["pending"] + recoded, key=lambda row: float(row[1])),
+            "finished": {**mine["finished"], **theirs["finished"]},
+            "finished_before": {**mine["finished_before"], **theirs["finished_before"]},
+            "frontiers": [str(max(int(a), int(b)))
+                          for a, b in zip(mine["frontiers"], theirs["frontiers"], strict=True)],
+        })
 
     def to_wire(self) -> dict[str, Any]:
         return {

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from harness.comparator.agreement import CODE_BITS, SparseCounts, Table, cell_keys
+from harness.comparator.agreement import CODE_BITS, SparseCounts, Table, cell_keys, name_ranks, recode, recode_keys
 from harness.comparator.join import Slot
 from harness.comparator.truth import TruthStats
 
@@ -17,6 +18,17 @@ Ints = npt.NDArray[np.int64]
 CLUSTERED, UNCLUSTERED, ERROR = 0, 1, 2  # outcome codes, in the order of contracts.OUTCOMES
 OUTCOME, LABEL, DEVICE, KIND, ERR_TYPE = range(5)  # positions in a Slot
 _CELL_MASK = (1 << CODE_BITS) - 1
+
+
+@dataclass(frozen=True)
+class PairCodes:
+    """Old code -> new code, per code space, for folding one state's pairs into another's."""
+
+    left: Ints
+    right: Ints
+    devices: Ints
+    kinds: Ints
+    error_types: Ints
 
 
 class PairWindow:
@@ -41,14 +53,33 @@ class PairWindow:
         self._next = (self._next + left.size) % self.size
         self.filled = min(self.size, self.filled + left.size)
 
+    def oldest_first(self) -> tuple[Ints, Ints]:
+        order = (self._next - self.filled + np.arange(self.filled)) % self.size
+        return self._left[order], self._right[order]
+
+    def merge(self, other: PairWindow, left_codes: Ints, right_codes: Ints) -> None:
+        """Merge rule: the newest pairs of each window, taken in turn, up to the size: shards do not share
+        one order of arrival, so a merged window is each shard's recent agreement, evenly."""
+        mine, theirs = self.oldest_first(), other.oldest_first()
+        theirs = recode(theirs[0], left_codes), recode(theirs[1], right_codes)
+        newest = [side[::-1] for side in (*mine, *theirs)]
+        taken = min(mine[0].size, theirs[0].size)
+        # newest first: alternating while both last, then the longer one's rest
+        left = np.concatenate([np.column_stack((newest[0][:taken], newest[2][:taken])).ravel(),
+                               newest[0][taken:], newest[2][taken:]])[: self.size]
+        right = np.concatenate([np.column_stack((newest[1][:taken], newest[3][:taken])).ravel(),
+                                newest[1][taken:], newest[3][taken:]])[: self.size]
+        self._next, self.filled = 0, 0
+        self.push(left[::-1].copy(), right[::-1].copy())
+
     def table(self) -> Table:
         # the window is bounded, so building its table at report time is cheap and always exact
         return Table.from_pairs(self._left[: self.filled], self._right[: self.filled])
 
     def to_wire(self) -> dict[str, Any]:
         # stored oldest first, so the ring restores into any position
-        order = (self._next - self.filled + np.arange(self.filled)) % self.size
-        return {"l": self._left[order].astype("<i8").tobytes(), "r": self._right[order].astype("<i8").tobytes()}
+        left, right = self.oldest_first()
+        return {"l": left.astype("<i8").tobytes(), "r": right.astype("<i8").tobytes()}
 
     def restore(self, raw: dict[str, Any]) -> None:
         left = np.frombuffer(raw["l"], dtype="<i8").astype(np.int64)
@@ -109,13 +140,30 @@ class PairStats:
             else:
                 self.error_types.setdefault(right_type, [0, 0, 0])[1] += 1
 
+    def merge(self, other: PairStats, codes: PairCodes) -> None:
+        """Add another shard's pairs; its codes pass through `codes` into this one's code space."""
+        self.matched += other.matched
+        self.pairs += other.pairs
+        cells = self.table.add_counts(recode_keys(other.table.keys, codes.left, codes.right), other.table.counts)
+        device_keys = other.by_device.keys
+        self.by_device.add_counts(cell_keys(recode(device_keys >> CODE_BITS, codes.devices),
+                                            cells[device_keys & _CELL_MASK]), other.by_device.counts)
+        if self.truth is not None and other.truth is not None:
+            self.truth.merge(other.truth, codes.kinds, codes.left, codes.right)
+        self.window.merge(other.window, codes.left, codes.right)
+        self.outcomes += other.outcomes
+        for code, counts in other.error_types.items():
+            mine = self.error_types.setdefault(int(recode(np.array([code]), codes.error_types)[0]), [0, 0, 0])
+            mine[:] = [a + b for a, b in zip(mine, counts, strict=True)]
+
     # --- report sections ------------------------------------------------------------------------
 
     def main_table(self) -> Table:
         return Table.from_keys(self.table.keys, self.table.counts)
 
-    def device_tables(self, limit: int) -> tuple[int, list[tuple[int, Table]]]:
-        """(number of devices, [(device code, table)] for the `limit` devices with the most pairs)."""
+    def device_tables(self, limit: int, names: Sequence[str] | None = None) -> tuple[int, list[tuple[int, Table]]]:
+        """(number of devices, [(device code, table)] for the `limit` devices with the most pairs; equal
+        ones in the order of their `names` when given, else of their codes)."""
         keys, counts = self.by_device.keys, self.by_device.counts
         if keys.size == 0:
             return 0, []
@@ -123,7 +171,8 @@ class PairStats:
         cells = keys & _CELL_MASK
         codes, at = np.unique(devices, return_inverse=True)
         per_device = np.bincount(at, weights=counts)
-        chosen = codes[np.argsort(-per_device, kind="stable")[:limit]]
+        tie = name_ranks(names)[0][codes] if names is not None else codes
+        chosen = codes[np.lexsort((tie, -per_device))[:limit]]
         order = np.argsort(devices, kind="stable")
         sorted_devices = devices[order]
         cell_keys_all = self.table.keys

@@ -56,6 +56,31 @@ class Reservoir:
         unique_slots, first_in_reversed = np.unique(reversed_slots, return_index=True)
         self._values[unique_slots] = kept[::-1][first_in_reversed]
 
+    def merge(self, other: Reservoir, values: Floats | None = None) -> None:
+        """Fold in `other` (its sample, or `values` in its place: the same sample recoded).
+
+        Merge rule: a uniform sample of both streams together. While both fit, every value (this one's
+        first). Beyond, each of the `capacity` draws takes from one side with the odds of what it has
+        seen and not yet given (without replacement), then a pseudo-random subset of each side's sample.
+        The draws hash (seed, both seen counts) only, so reservoirs offered in lockstep stay aligned."""
+        theirs = other.sample() if values is None else np.asarray(values, dtype=np.float64)
+        total = self.seen + other.seen
+        if total <= self.capacity or self.seen == 0:
+            merged = np.concatenate([self.sample(), theirs])[: self.capacity]
+        else:
+            salt = np.uint64((self.seed * 0x2545F4914F6CDD1D ^ self.seen << 20 ^ other.seen) & 0xFFFFFFFFFFFFFFFF)
+            draws = _splitmix64(np.arange(self.capacity, dtype=np.uint64) ^ salt).astype(np.float64) / 2.0**64
+            mine_left, theirs_left, from_mine = self.seen, other.seen, 0
+            for draw in draws.tolist():
+                if draw * (mine_left + theirs_left) < mine_left:
+                    mine_left, from_mine = mine_left - 1, from_mine + 1
+                else:
+                    theirs_left -= 1
+            merged = np.concatenate([_subset(self.sample(), from_mine, salt),
+                                     _subset(theirs, self.capacity - from_mine, ~salt)])
+        self._values[: merged.size] = merged
+        self.seen = total
+
     def sample(self) -> Floats:
         return self._values[: min(self.seen, self.capacity)].copy()
 
@@ -69,3 +94,9 @@ class Reservoir:
         stored = np.frombuffer(raw["v"], dtype="<f8")
         reservoir._values[: stored.size] = stored
         return reservoir
+
+
+def _subset(values: Floats, count: int, salt: np.uint64) -> Floats:
+    """`count` of `values` chosen by a hash of their positions: a reservoir's slots are not in random order."""
+    order = np.argsort(_splitmix64(np.arange(values.size, dtype=np.uint64) ^ salt), kind="stable")
+    return values[np.sort(order[:count])]

@@ -8,6 +8,7 @@ from typing import Any
 from harness.comparator.agreement import Table, summary
 
 DEFAULT_CAPACITY = 512  # points kept; when full, every other one goes and the step doubles
+MERGE_BUCKET_MS = 1_000.0  # shards' points within one such bucket become one point of a merged series
 
 
 class AgreementSeries:
@@ -37,6 +38,28 @@ class AgreementSeries:
             self.every *= 2
         self._next = (pairs // self.every + 1) * self.every
 
+    def merge(self, other: AgreementSeries, bucket_ms: float = MERGE_BUCKET_MS) -> None:
+        """Fold in another shard's series: by time bucket, the pairs of each shard so far add up and the
+        window's figures are averaged (each shard's window holds its own partitions' recent pairs)."""
+        tagged = sorted([(point, 0) for point in self.points] + [(point, 1) for point in other.points],
+                        key=lambda item: -1.0 if item[0][0] is None else float(item[0][0]))
+        latest = [0, 0]
+        merged: list[list[float | int | None]] = []
+        bucket: list[list[float | int | None]] = []
+        for at, (point, source) in enumerate(tagged):
+            latest[source] = int(point[1] or 0)
+            bucket.append(point)
+            following = tagged[at + 1][0][0] if at + 1 < len(tagged) else None
+            if following is None or _bucket(following, bucket_ms) != _bucket(point[0], bucket_ms):
+                merged.append([point[0], sum(latest), *(_mean([p[i] for p in bucket]) for i in (2, 3, 4))])
+                bucket = []
+        self.every = max(self.every, other.every)
+        while len(merged) >= self.capacity:
+            merged = merged[1::2]
+            self.every *= 2
+        self.points = merged
+        self._next = max(self._next, other._next)
+
     def section(self) -> list[dict[str, Any]]:
         return [{"at_ms": at_ms, "pairs": pairs, "ari": ari, "nmi": nmi, "matched_accuracy": accuracy}
                 for at_ms, pairs, ari, nmi, accuracy in self.points]
@@ -57,3 +80,12 @@ class AgreementSeries:
         series = cls(every)
         series._next = (pairs // every + 1) * every
         return series
+
+
+def _bucket(at_ms: float | int | None, bucket_ms: float) -> float | None:
+    return None if at_ms is None else float(at_ms) // bucket_ms
+
+
+def _mean(values: list[float | int | None]) -> float | None:
+    known = [float(value) for value in values if value is not None]
+    return sum(known) / len(known) if known else None

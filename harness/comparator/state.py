@@ -10,10 +10,11 @@ import numpy as np
 import numpy.typing as npt
 
 from harness.comparator import agreement
+from harness.comparator.agreement import recode
 from harness.comparator.columns import OUTCOME_CODES, Codes, to_columns
 from harness.comparator.join import NO_POSITION, Finished, JoinBuffer
 from harness.comparator.latency import LatencyHistogram
-from harness.comparator.pairs import PairStats
+from harness.comparator.pairs import PairCodes, PairStats
 from harness.comparator.reservoir import DEFAULT_CAPACITY, Reservoir
 from harness.comparator.series import AgreementSeries
 from harness.comparator.truth import MISSING_SLOT, TruthStats
@@ -57,6 +58,14 @@ class SideStats:
 
     def outcome_section(self) -> dict[str, int]:
         return dict(zip(OUTCOME_CODES, self.outcomes, strict=True))
+
+    def merge(self, other: SideStats) -> None:
+        self.outputs += other.outputs
+        self.missing += other.missing
+        self.outcomes = [a + b for a, b in zip(self.outcomes, other.outcomes, strict=True)]
+        self.end_to_end.merge(other.end_to_end)
+        self.processing.merge(other.processing)
+        self.sample.merge(other.sample)
 
     def to_wire(self) -> dict[str, Any]:
         return {"outputs": self.outputs, "missing": self.missing, "outcomes": self.outcomes,
@@ -214,6 +223,48 @@ class ComparatorState:
             slots = slots[chosen]
         stats.add(slots[:, 0], slots[:, right])
 
+    # --- merging shards -------------------------------------------------------------------------
+
+    @classmethod
+    def merged(cls, states: Sequence[ComparatorState]) -> ComparatorState:
+        """One state holding what every given state counted (one per partition): see `merge`."""
+        if not states:
+            raise ValueError("nothing to merge: give at least one comparator state")
+        result = cls(sides=states[0].sides, **states[0].options)
+        for state in states:
+            result.merge(state)
+        return result
+
+    def merge(self, other: ComparatorState) -> None:
+        """Add `other`'s counts: contingency tables, histograms, counters, truth tallies and per-side stats
+        add up exactly (labels, devices, kinds and error types matched by name); the samples merge by the
+        reservoirs' rule, the recent window and the series by theirs (see PairWindow, AgreementSeries);
+        pending joins are pooled and each side's frontier is the furthest. Options are this state's."""
+        if other.sides != self.sides:
+            raise ValueError(f"cannot merge a comparison of {other.sides} into one of {self.sides}")
+        labels = [_adopt(mine, theirs) for mine, theirs in zip(self._labels, other._labels, strict=True)]
+        devices, kinds = _adopt(self._devices, other._devices), _adopt(self._kinds, other._kinds)
+        error_types = _adopt(self._error_types, other._error_types)
+        for mine, theirs in zip(self._stats, other._stats, strict=True):
+            mine.merge(theirs)
+        for key, value in other.counters.items():
+            self.counters[key] = self.counters.get(key, 0) + value
+        self._primary.merge(other._primary, PairCodes(labels[0], labels[1], devices, kinds, error_types))
+        if self._noise is not None and other._noise is not None:
+            self._noise.merge(other._noise, PairCodes(labels[0], labels[2], devices, kinds, error_types))
+        self._series.merge(other._series)
+        maps = (devices, kinds, error_types)
+
+        def recode_slot(side: int, slot: list[int]) -> list[int]:
+            outcome, label, *rest = slot
+            codes = (labels[side], *maps)
+            return [outcome, *(int(recode(np.array([value]), table)[0]) for value, table in
+                               zip((label, *rest), codes, strict=True))]
+
+        self._join.merge(other._join, recode_slot)
+        if other._now_ms is not None:
+            self._now_ms = max(self._now_ms or other._now_ms, other._now_ms)
+
     # --- report ---------------------------------------------------------------------------------
 
     def report(self, produced: int | None = None, *, generated_at: str | None = None) -> dict[str, Any]:
@@ -241,13 +292,16 @@ class ComparatorState:
                             errors=errors, noise_floor=self._noise_floor_section(legacy_p99),
                             progress=self.progress(), generated_at=generated_at)
 
+    def _main_table(self) -> tuple[agreement.Table, list[str], list[str]]:
+        """The contingency table in name order (see Table.canonical), with legacy's and the candidate's names."""
+        return self._primary.main_table().canonical([str(name) for name in self._labels[0]],
+                                                    [str(name) for name in self._labels[1]])
+
     def _agreement_section(self) -> dict[str, Any]:
-        table = self._primary.main_table()
-        legacy_names = [str(name) for name in self._labels[0]]
-        candidate_names = [str(name) for name in self._labels[1]]
+        table, legacy_names, candidate_names = self._main_table()
         device_names = [str(name) for name in self._devices]
         window_table = self._primary.window.table()
-        device_count, device_tables = self._primary.device_tables(int(self.options["device_limit"]))
+        device_count, device_tables = self._primary.device_tables(int(self.options["device_limit"]), device_names)
         return {
             **agreement.summary(table),
             "legacy_clusters": int(table.margins[0].size),
@@ -256,7 +310,7 @@ class ComparatorState:
             # The default cluster holds most pairs of signals and dominates ARI; this scope leaves
             # out the pairs both sides called default, so disagreement on anomalies shows.
             "anomalies": {"default_label": DEFAULT_LABEL, **agreement.summary(table.without_cell(
-                self._labels[0].get(DEFAULT_LABEL), self._labels[1].get(DEFAULT_LABEL)))},
+                _code_of(legacy_names, DEFAULT_LABEL), _code_of(candidate_names, DEFAULT_LABEL)))},
             "truth": self.truth_section(),
             "per_device": {device_names[code]: agreement.summary(t) for code, t in device_tables},
             "devices": device_count,
@@ -269,9 +323,9 @@ class ComparatorState:
 
     def label_mapping(self) -> dict[str, str]:
         """The optimal one-to-one mapping of candidate labels into legacy's, from the whole contingency table."""
-        legacy_names, candidate_names = list(self._labels[0]), list(self._labels[1])
-        rows, cols = agreement.best_matching(self._primary.main_table())
-        return {str(candidate_names[col]): str(legacy_names[row])
+        table, legacy_names, candidate_names = self._main_table()
+        rows, cols = agreement.best_matching(table)
+        return {candidate_names[col]: legacy_names[row]
                 for row, col in zip(rows.tolist(), cols.tolist(), strict=True)}
 
     def truth_section(self, *, control: bool = True) -> dict[str, Any] | None:
@@ -339,6 +393,15 @@ class ComparatorState:
         state._series = (AgreementSeries.from_wire(raw["series"]) if raw.get("series") else  # absent: saved before
                          AgreementSeries.starting_at(_series_step(state._primary.window.size), state._primary.pairs))
         return state
+
+
+def _adopt(mine: dict[Any, int], theirs: dict[Any, int]) -> npt.NDArray[np.int64]:
+    """Their code -> my code for each of their names, giving my next codes to names new to me."""
+    return np.array([mine.setdefault(name, len(mine)) for name in theirs], dtype=np.int64)
+
+
+def _code_of(names: list[str], name: str) -> int | None:
+    return names.index(name) if name in names else None
 
 
 def _series_step(window: int) -> int:

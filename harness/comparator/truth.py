@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from harness.comparator import agreement
-from harness.comparator.agreement import SparseCounts, Table, cell_keys
+from harness.comparator.agreement import SparseCounts, Table, cell_keys, recode, recode_keys
 from harness.comparator.reservoir import DEFAULT_CAPACITY, Reservoir
 
 Ints = npt.NDArray[np.int64]
@@ -59,13 +59,23 @@ class TruthStats:
         for reservoir, values in zip(self.sample, (kind, left_buckets, right_buckets), strict=True):
             reservoir.offer_many(values)
 
+    def merge(self, other: TruthStats, kinds: Ints, left_labels: Ints, right_labels: Ints) -> None:
+        """Add another shard's counts (its codes through the maps given; pseudo-clusters keep theirs) and
+        merge the aligned samples by the reservoirs' rule, in lockstep."""
+        self.left.add_counts(recode_keys(other.left.keys, kinds, left_labels), other.left.counts)
+        self.right.add_counts(recode_keys(other.right.keys, kinds, right_labels), other.right.counts)
+        for mine, theirs, codes in zip(self.sample, other.sample, (kinds, left_labels, right_labels), strict=True):
+            mine.merge(theirs, recode(theirs.sample().astype(np.int64), codes).astype(np.float64))
+
     def section(self, kinds: Sequence[str], left_names: Sequence[str], right_names: Sequence[str], *,
                 control: bool = True) -> dict[str, Any] | None:
         """The report's agreement.truth; `control=False` when only the candidate ran (the legacy side is null)."""
         if len(self.right) == 0:
             return None
-        left = Table.from_keys(self.left.keys, self.left.counts)
-        right = Table.from_keys(self.right.keys, self.right.counts)
+        # in name order, so that equal kinds and clusters are listed alike however the signals arrived
+        left, kinds_sorted, left_names = Table.from_keys(self.left.keys, self.left.counts).canonical(kinds, left_names)
+        right, _, right_names = Table.from_keys(self.right.keys, self.right.counts).canonical(kinds, right_names)
+        kinds = kinds_sorted
         kind_codes, kind_sums = right.margins[0], right.margins[1]
         listed = kind_codes[np.argsort(-kind_sums, kind="stable")[:MAX_KINDS]]
         per_kind: dict[str, dict[str, Any]] = {
