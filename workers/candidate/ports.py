@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from workers.candidate.domain.model import (
+    Allocation,
     BatchClustered,
     ClusterSet,
     ClusterWork,
@@ -42,8 +43,8 @@ class ClusterRepository(abc.ABC):
 
 
 class SignalClustering(abc.ABC):
-    """The algorithm: `prepare` a whole batch at once, then `match_all` of a scope's anomalies in stream order
-    against the clusters of the scope, `open`ed for the batch."""
+    """The algorithm: `prepare` a whole batch at once, then `allocate` a scope's anomalies in stream order
+    to the clusters of the scope, `open`ed for the batch."""
 
     @abc.abstractmethod
     def prepare(self, signals: Sequence[SignalReceived], references: Mapping[str, Vector | None]) -> PreparedBatch:
@@ -58,10 +59,8 @@ class SignalClustering(abc.ABC):
         """A scope's clusters, ready to be matched, joined and founded during one batch."""
 
     @abc.abstractmethod
-    def match_all(self, anomalies: Vector, work: ClusterWork) -> Iterator[int | None]:
-        """For each anomaly (a row), in order: the index of the cluster it joins, or None if it founds one.
-
-        Lazy: the caller joins or founds in `work` before asking for the next anomaly's answer."""
+    def allocate(self, anomalies: Vector, work: ClusterWork, label_of: Callable[[int], str]) -> Allocation:
+        """Each anomaly (a row), in order, joins a cluster of `work` or founds one labelled `label_of(number)`."""
 
 
 class SignalClusteredPublisher(abc.ABC):

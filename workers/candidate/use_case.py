@@ -59,20 +59,15 @@ class ClusterSignal:
     def _allocate(self, scope: str, anomalies: list[int], batch: PreparedBatch, outcome: BatchClustered) -> None:
         """Each anomaly of the scope joins or founds a cluster, in order; the scope's clusters are saved."""
         work = self._clustering.open(self._repo.get_clusters(scope))
-        profiles = batch.profiles[anomalies]
-        matches = self._clustering.match_all(profiles, work)
-        for profile, position in zip(profiles, anomalies, strict=True):
-            index = batch.anomalies[position]
-            try:
-                joined = next(matches)
-                if joined is not None:
-                    outcome.labels[index] = work.join(joined, profile)
-                    continue
-                label = self._ids.next_label(scope, len(work) + 1)
-                work.found(label, profile)
-                outcome.labels[index] = label
-                outcome.new.add(index)
-            except Exception as exc:  # a bug on one signal must not cost the others their outcome
-                outcome.fail(index, exc)
+        allocation = self._clustering.allocate(
+            batch.profiles[anomalies], work, lambda number: self._ids.next_label(scope, number)
+        )
+        labels, indices = work.labels, [batch.anomalies[position] for position in anomalies]
+        for index, cluster in zip(indices, allocation.clusters, strict=True):
+            if cluster >= 0:
+                outcome.labels[index] = labels[cluster]
+        outcome.new.update(indices[position] for position in allocation.founded)
+        for position, error in allocation.errors.items():
+            outcome.fail(indices[position], error)
         if changed := work.changed():
             self._repo.save_clusters(work.result(), changed)

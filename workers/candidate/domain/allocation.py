@@ -4,12 +4,19 @@ the fleet), or founds a new one."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
 from workers.candidate.domain.features import prepare_batch
-from workers.candidate.domain.model import ClusterSet, ClusterWork, PreparedBatch, SignalReceived, Vector
+from workers.candidate.domain.model import (
+    Allocation,
+    ClusterSet,
+    ClusterWork,
+    PreparedBatch,
+    SignalReceived,
+    Vector,
+)
 from workers.candidate.domain.settings import Centroid, Settings
 from workers.candidate.ports import SignalClustering
 
@@ -32,20 +39,27 @@ class ProfileClustering(SignalClustering):
     def open(self, past: ClusterSet) -> ClusterWork:
         return ClusterWork(past, self._running_mean)
 
-    def match(self, anomaly: Vector, work: ClusterWork) -> int | None:
-        if not len(work):
-            return None
-        best, similarity = most_similar(work.representatives, anomaly, self._scale)
-        return best if similarity >= self._threshold else None
-
-    def match_all(self, anomalies: Vector, work: ClusterWork) -> Iterator[int | None]:
+    def allocate(self, anomalies: Vector, work: ClusterWork, label_of: Callable[[int], str]) -> Allocation:
         if self._running_mean:  # every join moves a representative: match one anomaly at a time
-            return (self.match(anomaly, work) for anomaly in anomalies)
-        return self._match_fixed(anomalies, work)
+            return self._allocate_each(anomalies, work, label_of)
+        return self._allocate_fixed(anomalies, work, label_of)
 
-    def _match_fixed(self, anomalies: Vector, work: ClusterWork) -> Iterator[int | None]:
+    def _allocate_each(self, anomalies: Vector, work: ClusterWork, label_of: Callable[[int], str]) -> Allocation:
+        allocation = Allocation()
+        for position, anomaly in enumerate(anomalies):
+            if len(work):
+                best, similarity = most_similar(work.representatives, anomaly, self._scale)
+                if similarity >= self._threshold:
+                    work.join(best, anomaly)
+                    allocation.clusters.append(best)
+                    continue
+            allocation.found(position, work, anomaly, label_of)
+        return allocation
+
+    def _allocate_fixed(self, anomalies: Vector, work: ClusterWork, label_of: Callable[[int], str]) -> Allocation:
         """Representatives that never move: every anomaly is compared with the clusters from before at
-        once, and, whenever one founds a cluster, the anomalies after it with that one."""
+        once and, whenever one founds a cluster, the anomalies after it with that one. Joins only count."""
+        allocation = Allocation()
         known = len(work)
         if known:
             squared = squared_distances(anomalies, work.representatives)
@@ -54,17 +68,18 @@ class ProfileClustering(SignalClustering):
         else:
             nearest, least = np.full(len(anomalies), -1), np.full(len(anomalies), math.inf)
         best, distance = nearest.tolist(), least.tolist()
+        clusters, exp, sqrt, scale, threshold = allocation.clusters, math.exp, math.sqrt, self._scale, self._threshold
         for i in range(len(anomalies)):
-            if best[i] >= 0 and math.exp(-math.sqrt(distance[i]) / self._scale) >= self._threshold:
-                yield best[i]
-                continue
-            yield None
-            if len(work) > known and i + 1 < len(anomalies):  # it founded a cluster: the rest may join it
-                known = len(work)
+            if best[i] >= 0 and exp(-sqrt(distance[i]) / scale) >= threshold:
+                clusters.append(best[i])
+            elif allocation.found(i, work, anomalies[i], label_of) and i + 1 < len(anomalies):
+                known = len(work)  # the anomalies after it may join it
                 rest = squared_distances(anomalies[i + 1 :], work.representatives[known - 1 :])[:, 0]
                 closer = rest < least[i + 1 :]  # strictly: a tie keeps the earlier cluster
                 nearest[i + 1 :][closer], least[i + 1 :][closer] = known - 1, rest[closer]
                 best[i + 1 :], distance[i + 1 :] = nearest[i + 1 :].tolist(), least[i + 1 :].tolist()
+        work.count_joins(clusters, allocation.founded)
+        return allocation
 
 
 def squared_distances(anomalies: Vector, representatives: Vector) -> Vector:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -14,6 +15,7 @@ from workers.candidate.domain.settings import PROFILE_SIZE
 Vector = npt.NDArray[np.float64]
 
 __all__ = [
+    "Allocation",
     "BatchClustered",
     "Cluster",
     "ClusterSet",
@@ -110,6 +112,10 @@ class ClusterWork:
     def representatives(self) -> Vector:
         return self._matrix[: len(self._labels)]
 
+    @property
+    def labels(self) -> list[str]:
+        return self._labels
+
     def join(self, index: int, profile: Vector) -> str:
         """Adds a member to cluster `index` (0-based); its representative moves only for a running mean."""
         members = self._members[index]
@@ -121,6 +127,18 @@ class ClusterWork:
         self._members[index] = members + 1
         self._changed.add(index)
         return self._labels[index]
+
+    def count_joins(self, clusters: Sequence[int], founders: Collection[int]) -> None:
+        """What many `join`s do when representatives never move: each cluster in `clusters` (an index per
+        anomaly; -1 for none) gains a member, except at the positions in `founders`, which founded it."""
+        counts = Counter(clusters)
+        for position in founders:
+            counts[clusters[position]] -= 1
+        counts.pop(-1, None)
+        for index, joined in counts.items():
+            if joined:
+                self._members[index] += joined
+                self._changed.add(index)
 
     def found(self, label: str, profile: Vector) -> None:
         count = len(self._labels)
@@ -142,6 +160,28 @@ class ClusterWork:
         representatives = self._matrix[: len(self._labels)].copy()
         representatives.flags.writeable = False
         return ClusterSet(self.scope, tuple(self._labels), tuple(self._members), representatives)
+
+
+@dataclass
+class Allocation:
+    """Where a scope's anomalies went, in order: the index of the cluster each joined or founded (-1 if
+    it could not found one: its error is in `errors`)."""
+
+    clusters: list[int] = field(default_factory=list)
+    founded: set[int] = field(default_factory=set)  # positions of the anomalies that founded their cluster
+    errors: dict[int, Exception] = field(default_factory=dict)
+
+    def found(self, position: int, work: ClusterWork, anomaly: Vector, label_of: Callable[[int], str]) -> bool:
+        """Founds a cluster for the anomaly; a label that cannot be had fails this anomaly alone."""
+        try:
+            work.found(label_of(len(work) + 1), anomaly)
+        except Exception as exc:  # a bug on one signal must not cost the others their outcome
+            self.errors[position] = exc
+            self.clusters.append(-1)
+            return False
+        self.founded.add(position)
+        self.clusters.append(len(work) - 1)
+        return True
 
 
 @dataclass(frozen=True)
