@@ -34,7 +34,7 @@ class ClusterSignal:
         runtime can safely retry its signals one by one.
         """
         try:
-            devices = set(signal.meta.device_id for signal in signals)
+            devices = {signal.meta.device_id for signal in signals}
             batch = self._clustering.prepare(signals, {device: self._repo.get_reference(device) for device in devices})
             for device_id, reference in batch.references.items():
                 self._repo.set_reference(device_id, reference)

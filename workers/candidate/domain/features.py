@@ -81,29 +81,32 @@ class Screen:
 
     def run(self, threshold: float) -> tuple[list[int], list[int], dict[str, Vector]]:
         """The anomalies, what each was screened against (a matrix row or MEDIAN), and the moved references."""
-        last: dict[str, int] = {}  # each device's reference: a row of the matrix
+        current = dict(self._past_row)  # each device's reference: a row of the matrix
+        moved: set[str] = set()
         anomalies: list[int] = []
         against: list[int] = []
         lengths, rms, position, count = self._lengths, self._rms, self._positions, len(self._device_ids)
+        declined, median_rms = self._declined, self._median_rms
         for index, device_id in enumerate(self._device_ids):
-            if index in self._declined:
+            if declined and index in declined:
                 continue
-            reference = last.get(device_id, self._past_row.get(device_id, MEDIAN))
+            reference = current.get(device_id, MEDIAN)
             if reference == MEDIAN or lengths[reference] != lengths[index]:
-                reference, distance = MEDIAN, self._median_rms[index]
+                reference, distance = MEDIAN, median_rms[index]
             elif (lag := position[index] - position[reference] if reference < count else 0) <= LAGS:
                 distance = rms[lag][index]
             else:  # the device's last normal signal is further back than the screen looked
                 distance = self._distance(index, reference)
             if distance < threshold:
-                last[device_id] = index
+                current[device_id] = index
+                moved.add(device_id)
             else:
                 anomalies.append(index)
                 against.append(reference)
-        moved = {device_id: self.row(index).copy() for device_id, index in last.items()}
-        for vector in moved.values():
+        references = {device_id: self.row(current[device_id]).copy() for device_id in moved}
+        for vector in references.values():
             vector.flags.writeable = False  # later signals read it
-        return anomalies, against, moved
+        return anomalies, against, references
 
     def deviation_profiles(self, anomalies: Sequence[int], against: Sequence[int]) -> Vector:
         """Each anomaly's deviation from what it was screened against, summarised (`profile_matrix`)."""
@@ -219,7 +222,7 @@ def smooth_ragged(signals: Sequence[SignalReceived], settings: Settings) -> tupl
 
     The windows are summed in float64 by `np.add.reduceat`, exactly as legacy sums each signal's.
     """
-    lengths: Indices = np.fromiter((s.samples.shape[0] for s in signals), np.intp, len(signals))
+    lengths: Indices = np.array([s.samples.shape[0] for s in signals], dtype=np.intp)
     flat = np.concatenate([s.samples for s in signals], dtype=np.float64) if signals else np.empty(0)
     negatives = [0] * len(signals)
     if settings.negative_voltage is NegativeVoltage.REJECT and signals:
