@@ -234,7 +234,7 @@ def at_cores(counts: Sequence[int], values: Sequence[float], cores: int) -> floa
 def print_table(counts: Sequence[int], by_store: dict[str, list[Run]], cores: int) -> None:
     print(f"\nbest of runs, first to last result; efficiency = sps(N) / (N x sps(1)); {cores} cores; "
           f"target >= {TARGET_EFFICIENCY} up to the cores")
-    print(f"{'replicas':>8}" + "".join(f"  {name[:24]:>24} {'eff':>5}" for name in by_store))
+    print(f"{'replicas':>8}" + "".join(f"  {name.split(' (')[0]:>24} {'eff':>5}" for name in by_store))
     effs = {name: efficiencies(runs) for name, runs in by_store.items()}
     for i, count in enumerate(counts):
         print(f"{count:>8}" + "".join(f"  {runs[i].sps:>20,.0f} s/s {effs[name][i]:>5.2f}"
