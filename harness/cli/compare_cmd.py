@@ -70,6 +70,9 @@ replica_worker = options.option(
                 help="Where the tapped JSON keeps the id and label: 'id=PATH,label=PATH[,device=PATH]'.")
 @options.option("--exit-when-idle", envvar="HARNESS_EXIT_WHEN_IDLE", default=None, type=click.FloatRange(0),
                 help="Exit after this many seconds without results (drains, benchmarks).")
+@options.partitions
+@options.option("--lease-ttl", envvar="HARNESS_COMPARATOR_LEASE_TTL", default=10.0, type=click.FloatRange(1.0),
+                help="With --partitions: seconds after which a dead shard's partitions move to the live shards.")
 @options.metrics_port
 @options.metrics_host
 @options.log_level
@@ -79,13 +82,15 @@ def comparator_command(
     redis: options.RedisTarget, legacy_name: str, candidate_name: str, replica_name: str | None, input_stream: str,
     timeout_s: float, stall_after_s: float, max_pending: int, max_skew: int, window: int, group: str,
     checkpoint_s: float, tap_legacy_stream: str | None, tap_mapping: str, exit_when_idle: float | None,
-    metrics_port: int, metrics_host: str, log_level: str, log_format: str, experiment: str | None,
+    partitions: int, lease_ttl: float, metrics_port: int, metrics_host: str, log_level: str, log_format: str,
+    experiment: str | None,
 ) -> None:
     """Join the control's and the candidate's results by signal id and keep the comparison in Redis.
 
     It serves the current experiment and switches when another one starts (a cutover, a rollback,
     `harness experiment start`); --experiment NAME serves that one only. Before any experiment is
-    defined, it compares --legacy with --candidate (the experiment "default").
+    defined, it compares --legacy with --candidate (the experiment "default"). With --partitions P > 1 it is
+    a shard: shards started with the same P share the partitions, one live shard each (docs/partitions.md).
     """
     configure_logging(log_level, json_lines=log_format == "json")
     feeds = default_feeds(legacy_name, candidate_name, replica_name)
@@ -101,6 +106,13 @@ def comparator_command(
         from harness.experiments import resolve
 
         settings.experiment = resolve(client, experiment, legacy_name, candidate_name)
+    if partitions > 1:
+        if tap_legacy_stream:
+            raise click.UsageError("--tap-legacy-stream reads one stream: it has no partitions")
+        from harness.comparator.shards import run_shard
+
+        run_shard(client, settings, partitions, lease_ttl)
+        return
     observer: ComparatorObserver | None = None
     if metrics_port:
         from harness.metrics.comparator import ComparatorMetrics
@@ -142,15 +154,16 @@ def pairs_source(command: Command) -> Command:
 @options.option("--curves", envvar="HARNESS_REPORT_CURVES", default=6, type=click.IntRange(0),
                 help="HTML: disagreeing signals drawn beside a member of each side's cluster (0: none).")
 @options.experiment
+@options.partitions
 def report_command(redis: options.RedisTarget, output_format: str, output: Path | None, legacy_name: str,
                    candidate_name: str, input_stream: str, recording: Path | None, curves: int,
-                   experiment: str | None) -> None:
+                   experiment: str | None, partitions: int) -> None:
     """Print the comparison kept in Redis by `harness comparator`."""
     from harness.report.source import LiveSpec, load_report
 
     if output_format == "html" and output is None:
         raise click.UsageError("--format html writes a page: give --output FILE")
-    loaded = load_report(None, None, LiveSpec(redis.client, str(redis), experiment))
+    loaded = load_report(None, None, LiveSpec(redis.client, str(redis), experiment, partitions))
     if loaded.report is None:
         raise HarnessError(loaded.problem or f"no comparison in Redis at {redis}")
     if output_format == "html" and output is not None:
@@ -219,20 +232,16 @@ def emit_report(report: dict[str, object], output_format: str, output: Path | No
 @options.option("--pairs", "pairs_path", envvar="HARNESS_EXPORT_PAIRS", required=True,
                 type=options.table_output, help="Output file: .parquet or .csv.")
 @options.experiment
+@options.partitions
 def export_command(redis: options.RedisTarget, legacy_name: str, candidate_name: str, pairs_path: Path,
-                   experiment: str | None) -> None:
+                   experiment: str | None, partitions: int) -> None:
     """Write every matched pair (both labels, the mapped label, agreement, outcomes, latencies) to Parquet or CSV."""
-    from functools import partial
-
-    from harness.comparator.export import export_pairs
-    from harness.comparator.scope import counted_window, within
+    from harness.comparator.export import export_experiment
     from harness.experiments import resolve
 
     client = redis.client()
-    # the pairs the experiment's comparator had counted at its last checkpoint: as many as its report matched
     chosen = resolve(client, experiment, legacy_name, candidate_name)
-    select = partial(within, window=counted_window(client, chosen))
-    count = export_pairs(client, chosen.control, chosen.candidate, pairs_path, select)
+    count = export_experiment(client, chosen, pairs_path, partitions)
     click.echo(f"wrote {count} matched pairs of experiment {chosen.name} to {pairs_path}")
 
 

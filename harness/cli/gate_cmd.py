@@ -65,10 +65,11 @@ path_type = click.Path(dir_okay=False, path_type=Path)
 @options.option("--json", "as_json", envvar="HARNESS_GATE_JSON", is_flag=True, default=False,
                 help="Print the verdict as JSON (harness.gate/1) instead of text.")
 @options.experiment
+@options.partitions
 def gate_command(
     policy: Path | None, redis: options.RedisTarget, report_path: Path | None, backtest_path: Path | None,
     candidate: str, candidate_env: dict[str, str], control: str, control_env: dict[str, str], batch_size: int,
-    junit_path: Path | None, markdown_path: Path | None, as_json: bool, experiment: str | None,
+    junit_path: Path | None, markdown_path: Path | None, as_json: bool, experiment: str | None, partitions: int,
 ) -> None:
     """Judge legacy vs candidate against a policy: the live comparison in Redis (default), a saved
     report, or a backtest.
@@ -91,7 +92,8 @@ def gate_command(
     backtest = None if backtest_path is None else BacktestSpec(
         backtest_path, candidate, candidate_env, batch_size, control=control, control_env=control_env)
     with _progress(backtest_path) as on_batch:
-        loaded = load_report(report_path, backtest, LiveSpec(redis.client, str(redis), experiment), on_batch)
+        live = LiveSpec(redis.client, str(redis), experiment, partitions)
+        loaded = load_report(report_path, backtest, live, on_batch)
     if loaded.backtest is not None:
         _echo_backtest(loaded.backtest)
     result = judge_loaded(loaded, loaded_policy)

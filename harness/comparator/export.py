@@ -7,6 +7,7 @@ mapped into legacy's label space (Hungarian matching of the contingency table) e
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ import redis
 from harness.comparator.agreement import Table, best_matching
 from harness.comparator.latency import MIN_US
 from harness.contracts import result_record
+from harness.experiments import Experiment
+from harness.partitions import Partition, all_partitions
 from harness.transport import keys
 
 EXPORT_COLUMNS = ["signal_id", "device_id", "true_kind", "legacy_label", "candidate_label", "candidate_label_mapped",
@@ -37,11 +40,12 @@ def end_to_end_ms(record: dict[str, Any]) -> float | None:
     return max(float(published) - float(entered), MIN_US / 1000.0)
 
 
-def _results_frame(client: redis.Redis, worker: str, chunk: int = 10_000) -> pd.DataFrame:
+def _results_frame(client: redis.Redis, worker: str, chunk: int = 10_000,
+                   partition: Partition | None = None) -> pd.DataFrame:
     rows: list[dict[str, object]] = []
     start = "-"
     while True:
-        entries = client.xrange(keys.results_stream(worker), min=start, count=chunk)
+        entries = client.xrange(keys.scoped(keys.results_stream(worker), partition), min=start, count=chunk)
         for _, fields in entries:
             record = result_record(msgpack.unpackb(fields[keys.PAYLOAD_FIELD], raw=False))
             rows.append({
@@ -58,17 +62,19 @@ def _results_frame(client: redis.Redis, worker: str, chunk: int = 10_000) -> pd.
     return frame.drop_duplicates("signal_id", keep="first")
 
 
-def pairs_frame(client: redis.Redis, legacy: str, candidate: str) -> pd.DataFrame:
-    """Every matched pair in legacy's result order: EXPORT_COLUMNS, plus each side's input entry id."""
-    left = _results_frame(client, legacy)
-    right = _results_frame(client, candidate)
+def pairs_frame(client: redis.Redis, legacy: str, candidate: str, partition: Partition | None = None,
+                mapping: dict[str, str] | None = None) -> pd.DataFrame:
+    """Every matched pair (of one partition's streams when given) in legacy's result order: EXPORT_COLUMNS,
+    plus each side's input entry id. `mapping`: candidate label -> legacy label, else the comparator's."""
+    left = _results_frame(client, legacy, partition=partition)
+    right = _results_frame(client, candidate, partition=partition)
     pairs = left.merge(right, on="signal_id", suffixes=("_legacy", "_candidate"))
     # the device and kind come from legacy's result, or from the candidate's when legacy has none
     for column in ("device_id", "true_kind"):
         pairs[column] = pairs[f"{column}_legacy"].where(pairs[f"{column}_legacy"].notna(), pairs[f"{column}_candidate"])
     pairs = pairs.rename(columns={f"{name}_{side}": f"{side}_{name}"
                                   for name in _SIDE_COLUMNS for side in ("legacy", "candidate")})
-    mapping = label_mapping(client, pairs)
+    mapping = label_mapping(client, pairs) if mapping is None else mapping
     both = (pairs["legacy_outcome"] == "clustered") & (pairs["candidate_outcome"] == "clustered")
     mapped = pairs["candidate_label"].map(mapping).where(both)
     pairs["candidate_label_mapped"] = mapped
@@ -106,6 +112,21 @@ def mapping_of_pairs(pairs: pd.DataFrame) -> dict[str, str]:
                                                                                    strict=True)}
 
 
+def export_experiment(client: redis.Redis, experiment: Experiment, path: Path, partitions: int = 1) -> int:
+    """The pairs the experiment's comparator had counted at its last checkpoint (as many as its report
+    matched), of every partition, with the label mapping of the merged comparison."""
+    from harness.comparator.scope import counted_window, merged_state, within
+
+    if partitions == 1:
+        return export_pairs(client, experiment.control, experiment.candidate, path,
+                            partial(within, window=counted_window(client, experiment)))
+    state = merged_state(client, experiment, partitions)
+    mapping = state.label_mapping() if state is not None else {}
+    frames = [within(pairs_frame(client, experiment.control, experiment.candidate, part, mapping),
+                     counted_window(client, experiment, part)) for part in all_partitions(partitions)]
+    return write_pairs(pd.concat(frames, ignore_index=True), path)
+
+
 def export_pairs(client: redis.Redis, legacy: str, candidate: str, path: Path,
                  select: Callable[[pd.DataFrame], pd.DataFrame] | None = None) -> int:
     """`select`: keeps the pairs an experiment counted (harness.comparator.scope.within)."""
@@ -113,8 +134,12 @@ def export_pairs(client: redis.Redis, legacy: str, candidate: str, path: Path,
     if suffix not in (".parquet", ".csv"):
         raise ValueError(f"--pairs {path}: use a .parquet or .csv file name")
     pairs = pairs_frame(client, legacy, candidate)
-    pairs = (select(pairs) if select is not None else pairs)[EXPORT_COLUMNS]
-    if suffix == ".parquet":
+    return write_pairs(select(pairs) if select is not None else pairs, path)
+
+
+def write_pairs(pairs: pd.DataFrame, path: Path) -> int:
+    pairs = pairs[EXPORT_COLUMNS]
+    if path.suffix.lower() == ".parquet":
         pairs.to_parquet(path, index=False)
     else:
         pairs.to_csv(path, index=False)

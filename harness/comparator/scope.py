@@ -15,6 +15,7 @@ from harness.comparator.join import NO_POSITION, input_position
 from harness.comparator.state import ComparatorState
 from harness.contracts import RESULT_KEYS
 from harness.experiments import Experiment, final_report
+from harness.partitions import Partition, all_partitions
 from harness.report.headline import headline
 from harness.transport import keys
 from harness.transport.replies import text
@@ -27,9 +28,27 @@ _ENTRY_AT = RESULT_KEYS.index("entry")
 _UNBOUNDED = 1 << 100  # past every input position
 
 
-def produced_count(client: redis.Redis) -> int | None:
-    value = client.get(keys.PRODUCED_KEY)
+def produced_count(client: redis.Redis, partitions: int = 1) -> int | None:
+    """Signals `harness produce` sent, over every partition; None when nothing was produced."""
+    return _summed(client, keys.PRODUCED_KEY, partitions)
+
+
+def produced_in(client: redis.Redis, partition: Partition | None) -> int | None:
+    """Signals produced to one partition (None: the unpartitioned input)."""
+    value = client.get(keys.scoped(keys.PRODUCED_KEY, partition))
     return int(value) if value is not None else None
+
+
+def produced_lost(client: redis.Redis, partitions: int = 1) -> int | None:
+    """Signals the store acknowledged to a producer and then lost at a failover, over every partition."""
+    return _summed(client, keys.PRODUCED_LOST_KEY, partitions)
+
+
+def _summed(client: redis.Redis, key: str, partitions: int) -> int | None:
+    # one GET per partition: on a cluster the partitions' keys live in different slots
+    values = [client.get(keys.scoped(key, partition)) for partition in all_partitions(partitions)]
+    known = [int(value) for value in values if value is not None]
+    return sum(known) if known else None
 
 
 class StartFilter:
@@ -64,23 +83,28 @@ def _position(record: Any) -> int:
     return NO_POSITION
 
 
-def experiment_report(client: redis.Redis, experiment: Experiment) -> dict[str, Any] | None:
+def experiment_report(client: redis.Redis, experiment: Experiment, partitions: int = 1) -> dict[str, Any] | None:
     """The harness.report/1 report of an experiment (None when nothing was compared yet); one that ended
-    reports what it ended with. Raises ValueError when the saved state is unreadable."""
+    reports what it ended with. With partitions, every partition's checkpoint merged (comparator shards).
+    Raises ValueError when a saved state is unreadable."""
     if not experiment.running:
         kept = final_report(client, experiment)
         if kept is not None:
             return kept
-    saved = client.get(experiment.state_key)
-    if not saved:
+    parts = all_partitions(partitions)
+    state = merged_state(client, experiment, partitions)
+    if state is None:
         return None
-    report = ComparatorState.from_bytes(saved).report(
-        produced_count(client) if experiment.name == keys.DEFAULT_EXPERIMENT else None,
-        generated_at=_updated_at(client, experiment.summary_key))
-    report["cutover"] = production_summary(client, experiment.input_stream)
-    lag = client.hget(experiment.summary_key, "lag")
-    if lag is not None and "progress" in report:
-        for side, figures in json.loads(lag).items():
+    summaries = [keys.scoped(experiment.summary_key, part) for part in parts]
+    implicit = experiment.name == keys.DEFAULT_EXPERIMENT
+    report = state.report(
+        produced_count(client, partitions) if implicit else None, generated_at=_updated_at(client, summaries))
+    lost = produced_lost(client, partitions) if implicit else None
+    if lost is not None or (implicit and partitions > 1):
+        report["counts"]["produced_lost"] = lost or 0
+    report["cutover"] = production_summary(client, experiment.input_stream, partitions)
+    if "progress" in report:
+        for side, figures in _lag(client, summaries).items():
             report["progress"]["sides"].setdefault(side, {}).update(figures)
     report["experiment"] = experiment.describe()
     report["sides"] = {"control": experiment.control, "candidate": experiment.candidate}
@@ -88,12 +112,40 @@ def experiment_report(client: redis.Redis, experiment: Experiment) -> dict[str, 
     return report
 
 
-def _updated_at(client: redis.Redis, summary_key: str) -> str | None:
-    """The last checkpoint's time: a report is dated by it, so a comparator that died shows as stale."""
-    updated_ms = client.hget(summary_key, "updated_ms")
-    if updated_ms is None:
+def merged_state(client: redis.Redis, experiment: Experiment, partitions: int = 1) -> ComparatorState | None:
+    """The experiment's comparison: every partition's checkpoint merged; None when none was written yet."""
+    saved = [state for state in (client.get(keys.scoped(experiment.state_key, part))
+                                 for part in all_partitions(partitions)) if state]
+    if len(saved) == 1:
+        return ComparatorState.from_bytes(saved[0])
+    return ComparatorState.merged([ComparatorState.from_bytes(state) for state in saved]) if saved else None
+
+
+def _lag(client: redis.Redis, summary_keys: list[str]) -> dict[str, dict[str, Any]]:
+    """Each side's lag over the partitions: entries add up, the seconds and the stall are the worst one's."""
+    merged: dict[str, dict[str, Any]] = {}
+    for key in summary_keys:
+        lag = client.hget(key, "lag")
+        for side, figures in (json.loads(lag) if lag is not None else {}).items():
+            if side not in merged:
+                merged[side] = dict(figures)
+                continue
+            into = merged[side]
+            if figures.get("lag_entries") is not None:
+                into["lag_entries"] = (into.get("lag_entries") or 0) + figures["lag_entries"]
+            for name in ("lag_s", "stalled_for_s"):
+                into[name] = max((v for v in (into.get(name), figures.get(name)) if v is not None), default=None)
+            into["stalled"] = bool(into.get("stalled")) or bool(figures.get("stalled"))
+    return merged
+
+
+def _updated_at(client: redis.Redis, summary_keys: list[str]) -> str | None:
+    """The last checkpoint's time (the oldest partition's): a report is dated by it, so a comparator that
+    died shows as stale."""
+    stamps = [float(value) for value in (client.hget(key, "updated_ms") for key in summary_keys) if value is not None]
+    if not stamps:
         return None
-    stamp = datetime.fromtimestamp(float(updated_ms) / 1000.0, UTC)
+    stamp = datetime.fromtimestamp(min(stamps) / 1000.0, UTC)
     return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -119,13 +171,14 @@ def _side_name(key: str, experiment: Experiment) -> str:
     return key
 
 
-def counted_window(client: redis.Redis, experiment: Experiment) -> tuple[int, int]:
+def counted_window(client: redis.Redis, experiment: Experiment, partition: Partition | None = None) -> tuple[int, int]:
     """(after, up to): the input positions of the signals both sides' results were counted for, at the last
     checkpoint: the export writes the pairs in it, so its rows are the report's matched pairs."""
-    cursors = {text(k): text(v) for k, v in client.hgetall(keys.checkpoint_cursors_key(experiment.state_key)).items()}
+    state_key = keys.scoped(experiment.state_key, partition)
+    cursors = {text(k): text(v) for k, v in client.hgetall(keys.checkpoint_cursors_key(state_key)).items()}
     upto: list[int] = []
     for worker in (experiment.control, experiment.candidate):
-        stream = keys.results_stream(worker)
+        stream = keys.scoped(keys.results_stream(worker), partition)
         cursor = cursors.get(stream)
         last = client.xrange(stream, min=cursor, max=cursor, count=1) if cursor and cursor != "0" else []
         at = _position(_decoded(last[0][1])) if last else NO_POSITION

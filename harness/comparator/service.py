@@ -20,13 +20,15 @@ from tenacity import Retrying, retry_if_exception_type, wait_random_exponential
 
 from harness import experiments
 from harness.comparator.lag import LagMeter
+from harness.comparator.partitioned import Fence, Write, scoped_settings
 from harness.comparator.progress_log import ProgressLog as ProgressLog  # re-exported: callers knew it here
 from harness.comparator.reader import PrefetchingReader, has_backlog
 from harness.comparator.records import decode_batch, payload
-from harness.comparator.scope import StartFilter, experiment_report, produced_count
+from harness.comparator.scope import StartFilter, experiment_report, produced_in
 from harness.comparator.state import ComparatorState
 from harness.comparator.tap import TapMapping
 from harness.experiments import Experiment
+from harness.partitions import Partition
 from harness.transport import keys
 from harness.transport.errors import TransportError
 from harness.transport.redis_errors import PIPELINE_ECHO, translated
@@ -74,6 +76,7 @@ class ComparatorSettings:
     summary_key: str = SUMMARY_KEY
     experiment: Experiment | None = None  # None: the default experiment's keys, every result counted
     follow: bool = False  # serve the current experiment, switching when another one starts
+    partition: Partition | None = None  # one partition of a partitioned input (a comparator shard's part)
 
     @property
     def join(self) -> str:
@@ -109,11 +112,11 @@ def load_state(client: redis.Redis, settings: ComparatorSettings) -> ComparatorS
     )
 
 
-def live_report(client: redis.Redis, experiment: str | None = None) -> dict[str, Any] | None:
+def live_report(client: redis.Redis, experiment: str | None = None, partitions: int = 1) -> dict[str, Any] | None:
     """The harness.report/1 report of an experiment (default: the current one, else the latest), None if
     nothing was compared yet. Dated by the comparator's last checkpoint, so a comparator that died shows
     as stale. Raises ValueError when the saved state is unreadable, ExperimentError for an unknown name."""
-    return experiment_report(client, experiments.resolve(client, experiment))
+    return experiment_report(client, experiments.resolve(client, experiment), partitions)
 
 
 class ComparatorObserver:
@@ -128,8 +131,10 @@ class ComparatorObserver:
 
 class ComparatorService:
     def __init__(self, client: redis.Redis, settings: ComparatorSettings,
-                 observer: ComparatorObserver | None = None) -> None:
+                 observer: ComparatorObserver | None = None, fence: Fence | None = None) -> None:
         self._client = client
+        self._fence = fence  # a shard's partition lease: checkpoints are written only while it holds
+        self.lease_lost = False
         # A connection of its own whose stream replies skip redis-py's per-entry dict building.
         self._reader = PrefetchingReader(client)
         self._base = settings
@@ -145,7 +150,7 @@ class ComparatorService:
 
     def _serve(self, experiment: Experiment | None) -> None:
         """Compare `experiment` from its checkpoint on (None: idle until one starts)."""
-        settings = self._base if experiment is None else settings_for(self._base, experiment)
+        settings = scoped_settings(self._base if experiment is None else settings_for(self._base, experiment))
         self._reader.drop()  # a request ahead belongs to the group served so far; rewind() follows
         self._settings = settings
         self._idle = settings.follow and experiment is None
@@ -286,6 +291,8 @@ class ComparatorService:
         served is checkpointed, and, if it has ended, its final report kept and its groups removed."""
         current = self._current()
         served = self.experiment
+        if self.lease_lost:
+            return
         if (current.name if current is not None else None) == served:
             return
         if served is not None:
@@ -303,7 +310,8 @@ class ComparatorService:
         ended = experiments.get(self._client, name)
         if ended is None or ended.running:
             return  # its record was replaced meanwhile, or it is served elsewhere: leave it as it is
-        report = experiment_report(self._client, ended)
+        partition = self._settings.partition
+        report = experiment_report(self._client, ended, partition.count if partition is not None else 1)
         if report is not None:
             experiments.freeze(self._client, ended, report)
         pipe = self._client.pipeline(transaction=False)
@@ -362,20 +370,38 @@ class ComparatorService:
         return total, backlog
 
     def checkpoint(self) -> None:
-        """Persist the state and the cursors of what it has counted, in one transaction."""
-        if self._idle:
+        """Persist the state and the cursors of what it has counted, in one transaction (a shard's: in one
+        script that first checks its partition's lease)."""
+        if self._idle or self.lease_lost:
             return
-        pipe = self._client.pipeline(transaction=True)
-        pipe.set(self._settings.state_key, self.state.to_bytes())
-        pipe.hset(self._cursor_key, mapping=self._cursors)
-        for stream, cursor in self._cursors.items():
-            pipe.hset(keys.reader_cursors_key(stream), self._settings.group, cursor)
         report, lag, updated_ms = self._measure()
         summary = _summary(report, lag, updated_ms)
-        pipe.hset(self._settings.summary_key, mapping={**summary, **self._sides()})
-        pipe.execute()
+        writes: list[Write] = [(self._settings.state_key, self.state.to_bytes()), (self._cursor_key, self._cursors),
+                               *((keys.reader_cursors_key(stream), {self._settings.group: cursor})
+                                 for stream, cursor in self._cursors.items()),
+                               (self._settings.summary_key, {**summary, **self._sides()})]
+        writes = [(key, value) for key, value in writes if isinstance(value, bytes) or value]
+        if self._fence is not None:
+            if not self._fence.write(writes):
+                self._lose_lease()
+                return
+        else:
+            pipe = self._client.pipeline(transaction=True)
+            for key, value in writes:
+                if isinstance(value, bytes):
+                    pipe.set(key, value)
+                else:
+                    pipe.hset(key, mapping=value)
+            pipe.execute()
         self._observer.checkpointed(report, lag, updated_ms / 1000.0)
         self._progress_log.checkpointed(summary, self.state.progress(), self._cursors)
+
+    def _lose_lease(self) -> None:
+        # Another shard took the partition (this one was paused past its TTL): it continues from the last
+        # checkpoint written, so what was counted here since is counted there, once.
+        log.warning("partition lease lost: another comparator shard took it; stopping this partition",
+                    extra={"partition": str(self._settings.partition)})
+        self.lease_lost = self._stopping = True
 
     def summary(self) -> dict[str, str]:
         return _summary(*self._measure())
@@ -387,7 +413,9 @@ class ComparatorService:
 
     def _measure(self) -> tuple[dict[str, Any], dict[str, dict[str, Any]], float]:
         experiment = self._settings.experiment
-        produced = produced_count(self._client) if experiment is None or experiment.implicit else None
+        # a shard's summary counts its partition's production
+        produced = produced_in(self._client, self._settings.partition) if experiment is None or experiment.implicit \
+            else None
         return self.state.report(produced), self._lag.measure(), server_time_ms(self._client)
 
 

@@ -23,10 +23,11 @@ def judge_loaded(loaded: LoadedReport, policy: Policy) -> GateResult:
                  source=loaded.source)
 
 
-def live_gate(client: redis.Redis, policy: Path, where: str, experiment: str | None = None) -> GateResult:
+def live_gate(client: redis.Redis, policy: Path, where: str, experiment: str | None = None,
+              partitions: int | None = None) -> GateResult:
     """Judge an experiment's live comparison in Redis (default: the current one; `where`: how to name that
-    Redis, password hidden)."""
-    return judge_loaded(live_report(client, where, experiment), load_policy(policy))
+    Redis, password hidden), merged over the comparator shards' partitions (None: HARNESS_PARTITIONS)."""
+    return judge_loaded(live_report(client, where, experiment, partitions), load_policy(policy))
 
 
 def gate_summary(result: GateResult) -> str:

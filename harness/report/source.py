@@ -46,6 +46,7 @@ class LiveSpec:
     connect: Callable[[], redis.Redis]  # builds the client; only called when the live source is chosen
     where: str  # the Redis as shown to a user, password hidden
     experiment: str | None = None  # None: the current experiment, else the latest
+    partitions: int | None = None  # the comparator shards' partitions; None: HARNESS_PARTITIONS, else 1
 
 
 def load_report(saved: Path | None, backtest: BacktestSpec | None, live: LiveSpec,
@@ -56,7 +57,7 @@ def load_report(saved: Path | None, backtest: BacktestSpec | None, live: LiveSpe
     if backtest is not None:
         return backtest_report(backtest, on_batch)
     with closing(live.connect()) as client:
-        return live_report(client, live.where, live.experiment)
+        return live_report(client, live.where, live.experiment, live.partitions)
 
 
 def saved_report(path: Path) -> LoadedReport:
@@ -73,7 +74,8 @@ def saved_report(path: Path) -> LoadedReport:
         return LoadedReport(source, None, f"report {path} is corrupt: {exc}")
 
 
-def live_report(client: redis.Redis, where: str, experiment: str | None = None) -> LoadedReport:
+def live_report(client: redis.Redis, where: str, experiment: str | None = None,
+                partitions: int | None = None) -> LoadedReport:
     """An experiment's comparison kept in Redis by the comparator (default: the current experiment, else the
     latest), dated by its last checkpoint (so a dead comparator's is stale); a finished one's final report."""
     import redis as redis_py
@@ -89,7 +91,7 @@ def live_report(client: redis.Redis, where: str, experiment: str | None = None) 
             named = "" if chosen.implicit else f" of experiment {chosen.name}"
             if not chosen.implicit:
                 source = f"experiment {chosen.name} ({chosen.control} vs {chosen.candidate}) in {where}"
-            report = read_live_report(client, chosen.name)
+            report = read_live_report(client, chosen.name, configured_partitions(partitions))
         except ExperimentError as exc:
             return LoadedReport(source, None, str(exc))
         except (ValueError, KeyError, TypeError) as exc:
@@ -102,6 +104,19 @@ def live_report(client: redis.Redis, where: str, experiment: str | None = None) 
         return LoadedReport(source, report)
     except redis_py.RedisError as exc:
         return LoadedReport(source, None, f"cannot read the comparison from Redis at {where}: {exc}")
+
+
+def configured_partitions(partitions: int | None) -> int:
+    """P as given, else as the deployment sets it (HARNESS_PARTITIONS: every process shares it), else 1."""
+    from harness.partitions import check_partition_count
+
+    if partitions is not None:
+        return partitions
+    raw = os.environ.get("HARNESS_PARTITIONS", "").strip()
+    try:
+        return check_partition_count(int(raw)) if raw else 1
+    except ValueError:
+        return 1  # the commands that take --partitions report a bad value; a report falls back to one
 
 
 def backtest_report(spec: BacktestSpec, on_batch: ProgressCallback | None = None) -> LoadedReport:

@@ -151,6 +151,12 @@ def experiment_group(name: str, base: str = COMPARATOR_GROUP) -> str:
     return base if name == DEFAULT_EXPERIMENT else f"{base}:{name}"
 
 
+def comparator_lease_name(group: str = COMPARATOR_GROUP) -> str:
+    """The name under which comparator shards lease a partition (lease_key) and list themselves (replicas_key).
+    It has two ':' and a worker name none (check_worker_name), so no worker's lease or token key is ever it."""
+    return f"comparator:{group}:shards"
+
+
 @dataclass(frozen=True)
 class WorkerKeys:
     """The keys one worker owns: exact names, and SCAN MATCH patterns for its per-device/per-signal keys."""
