@@ -14,9 +14,19 @@ class PrefetchingReader:
     of the group (`drop` says so by leaving it to the caller, who rewinds from the checkpoint)."""
 
     def __init__(self, client: redis.Redis) -> None:
-        self._pool = client.connection_pool
+        self._client = client
+        self._pool: Any = None  # the pool the held connection came from
         self._connection: Any = None  # a redis-py Connection while one is held
         self._sent = False
+
+    def _pool_for(self, streams: list[str]) -> Any:
+        pool = getattr(self._client, "connection_pool", None)
+        if pool is not None:
+            return pool
+        # A Redis Cluster: the streams of one partition share a slot, so one node serves the request. Asked
+        # again after each drop, so that after a failover the request goes to the slot's new master.
+        cluster: Any = self._client
+        return cluster.get_redis_connection(cluster.get_node_from_key(streams[0])).connection_pool
 
     def read(self, group: str, streams: list[str], count: int, block_ms: int) -> Any:
         if not self._sent:
@@ -34,6 +44,7 @@ class PrefetchingReader:
         if self._sent:
             return
         if self._connection is None:
+            self._pool = self._pool_for(streams)
             self._connection = self._pool.get_connection()
         try:
             self._connection.send_command("XREADGROUP", "GROUP", group, group, "COUNT", count, "BLOCK", block_ms,

@@ -1,23 +1,28 @@
-"""The whole worker pipeline on a real 3-master Redis Cluster: P = 8 partitions, two replicas per worker,
-one replica SIGKILLed and one master killed mid-run. Counts lost, doubled and production results."""
+"""The whole pipeline on a real 3-master Redis Cluster: P = 8 partitions, two replicas per worker and a
+comparator shard; one replica SIGKILLed and one master killed mid-run. Counts lost, doubled and production
+results, and the comparator's merged report agrees."""
 
 from __future__ import annotations
 
 import itertools
 import json
+import os
 import signal
+import subprocess
+import sys
 import threading
 from collections import Counter
 from pathlib import Path
 
 import redis
 
+from harness.comparator.service import live_report
 from harness.partitions import all_partitions
 from harness.producer.publisher import publish_signals
 from harness.producer.synthetic import generate_signals
 from harness.transport import keys
 from harness.transport.connection import redis_client
-from tests.support.processes import start_worker, stop, wait_for
+from tests.support.processes import ROOT, start_harness, start_worker, stop, wait_for
 from tests.support.redis_cluster import LocalRedisCluster
 
 PARTITIONS = 8
@@ -55,6 +60,11 @@ def production(client: redis.Redis) -> Counter[str]:
     return found
 
 
+def compared(client: redis.Redis) -> int:
+    report = live_report(client, None, PARTITIONS)
+    return 0 if report is None else int(report["counts"]["matched"])
+
+
 def test_the_pipeline_survives_a_replica_kill_and_a_master_failover_on_a_redis_cluster(
     redis_cluster: LocalRedisCluster, redis_cluster_url: str, tmp_path: Path
 ) -> None:
@@ -71,6 +81,9 @@ def test_the_pipeline_survives_a_replica_kill_and_a_master_failover_on_a_redis_c
                                                *(("--init-primary",) if worker == "legacy" else ()),
                                                log=tmp_path / f"{worker}-{n}.log")
                  for worker in WORKERS for n in (1, 2)}
+    processes["comparator"] = start_harness(["comparator", "--redis-url", redis_cluster_url, "--partitions",
+                                             str(PARTITIONS), "--lease-ttl", "3", "--checkpoint", "0.5"],
+                                            log=tmp_path / "comparator.log")
     producer = threading.Thread(target=produce, daemon=True)
     producer.start()
     live = list(processes.values())
@@ -92,6 +105,7 @@ def test_the_pipeline_survives_a_replica_kill_and_a_master_failover_on_a_redis_c
     inputs = input_entries(client)
     wait_for(lambda: all(len(answered(client, worker)) >= len(inputs) for worker in WORKERS)
              and len(production(client)) >= len(inputs), 180, "every surviving signal answered", live)
+    wait_for(lambda: compared(client) >= len(inputs), 120, "the comparator caught up", live)
     for process in processes.values():
         stop(process)
     lost_counted = sum(int(client.get(key) or 0) for key in per_partition(client, keys.PRODUCED_LOST_KEY))
@@ -111,3 +125,11 @@ def test_the_pipeline_survives_a_replica_kill_and_a_master_failover_on_a_redis_c
     for worker in WORKERS:
         assert counts[f"{worker}_missing"] == 0 and counts[f"{worker}_doubled"] == 0, counts
     assert counts["production_missing"] == 0 and counts["production_doubled"] == 0, counts
+    shown = subprocess.run([sys.executable, "-m", "harness", "report", "--partitions", str(PARTITIONS), "--format",
+                            "json"], capture_output=True, text=True, cwd=ROOT, timeout=120,
+                           env={**os.environ, "HARNESS_REDIS_URL": redis_cluster_url})
+    assert shown.returncode == 0, shown.stderr
+    report = json.loads(shown.stdout)["counts"]
+    assert report["matched"] == len(inputs) and report["duplicates"] == 0, report
+    assert report["missing_legacy"] == report["missing_candidate"] == 0, report
+    assert report["produced_lost"] == counts["input_lost_counted"]

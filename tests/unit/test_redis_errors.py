@@ -29,9 +29,8 @@ def test_store_faults_are_classified_by_what_the_caller_should_do(error: Excepti
 
 
 def test_a_cross_slot_refusal_is_a_store_error_with_its_reason_never_a_store_outage() -> None:
-    with pytest.raises(TransportError, match="cluster refused: .*same slot") as caught:
-        with translated():
-            raise RedisClusterException("EVALSHA - all keys must map to the same slot")
+    with pytest.raises(TransportError, match=r"cluster refused: .*same slot") as caught, translated():
+        raise RedisClusterException("EVALSHA - all keys must map to the same slot")
     assert not isinstance(caught.value, TransportUnavailable)
 
 
