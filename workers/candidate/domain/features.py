@@ -3,7 +3,8 @@
 
 Every signal of a batch is smoothed at once, whatever its length: the samples are laid end to end in
 one flat array and reduced per window (`np.add.reduceat`). Only the noise gate walks the batch in
-order, because each normal signal becomes the reference of its device's next one.
+order, because each normal signal becomes the reference of its device's next one; the distances it
+compares are computed beforehand, for the whole batch at once (`Screen`).
 """
 
 from __future__ import annotations
