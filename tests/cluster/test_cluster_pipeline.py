@@ -99,15 +99,17 @@ def test_the_pipeline_survives_a_replica_kill_and_a_master_failover_on_a_redis_c
         before = sum(production(client).values())
         wait_for(lambda: sum(production(client).values()) >= before + 1500, 120, "production after the failover",
                  live)
+        stopping.set()
+        producer.join(timeout=60)
+        inputs = input_entries(client)
+        wait_for(lambda: all(len(answered(client, worker)) >= len(inputs) for worker in WORKERS)
+                 and len(production(client)) >= len(inputs), 180, "every surviving signal answered", live)
+        wait_for(lambda: compared(client) >= len(inputs), 120, "the comparator caught up", live)
     finally:
         stopping.set()
         producer.join(timeout=60)
-    inputs = input_entries(client)
-    wait_for(lambda: all(len(answered(client, worker)) >= len(inputs) for worker in WORKERS)
-             and len(production(client)) >= len(inputs), 180, "every surviving signal answered", live)
-    wait_for(lambda: compared(client) >= len(inputs), 120, "the comparator caught up", live)
-    for process in processes.values():
-        stop(process)
+        for process in processes.values():  # also when a wait above failed: nothing outlives the test
+            stop(process)
     lost_counted = sum(int(client.get(key) or 0) for key in per_partition(client, keys.PRODUCED_LOST_KEY))
     counts = {
         "acknowledged_to_producer": acknowledged[0], "input_surviving": len(inputs),

@@ -83,10 +83,12 @@ def test_a_cutover_and_a_rollback_across_partitions_give_each_signal_exactly_one
     finally:
         stopping.set()
         flow.join(timeout=30)
-    wait_for(lambda: len(production(redis_client)) >= len(inputs(redis_client)), 90,
-             "a production result for every signal", workers)
-    for worker in workers:
-        stop(worker)
+        try:
+            wait_for(lambda: len(production(redis_client)) >= len(inputs(redis_client)), 90,
+                     "a production result for every signal", workers)
+        finally:
+            for worker in workers:  # also when an assertion above failed: no worker outlives its test
+                stop(worker)
     published, produced = production(redis_client), inputs(redis_client)
     assert not [entry for entry, n in published.items() if n > 1], "a signal got two production results"
     assert not [entry for entry in produced if entry not in published], "a signal got no production result"
