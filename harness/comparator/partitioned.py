@@ -13,7 +13,7 @@ from harness.transport.control import RedisControl
 from harness.transport.redis_errors import translated
 
 if TYPE_CHECKING:
-    from harness.comparator.service import ComparatorSettings
+    from harness.comparator.settings import ComparatorSettings
 
 # KEYS: 1 the partition's comparator lease, 2.. the keys written. ARGV: 1 our lease value, then for each
 # written key: 'set', value | 'hset', n, field, value, ... Nothing is written unless the lease is still ours,
