@@ -38,6 +38,7 @@ from harness.comparator.settings import settings_for as settings_for
 from harness.comparator.state import ComparatorState
 from harness.experiments import Experiment
 from harness.transport import keys
+from harness.transport.clock import StoreClock
 from harness.transport.errors import TransportError
 from harness.transport.redis_errors import PIPELINE_ECHO, translated
 from harness.transport.replies import server_time_ms, text
@@ -79,6 +80,7 @@ class ComparatorService:
     def __init__(self, client: redis.Redis, settings: ComparatorSettings,
                  observer: ComparatorObserver | None = None, fence: Fence | None = None) -> None:
         self._client = client
+        self._clock = StoreClock(lambda: server_time_ms(client))  # a TIME round trip per poll cost 7%
         self._fence = fence  # a shard's partition lease: checkpoints are written only while it holds
         self.lease_lost = False
         # A connection of its own whose stream replies skip redis-py's per-entry dict building.
@@ -283,7 +285,8 @@ class ComparatorService:
             # Asked for before this reply is ingested, so flow control sees the state one reply late:
             # the join buffer may hold one more read_count per side than max_skew.
             self._reader.send(settings.group, self._streams_to_read(), settings.read_count, settings.block_ms)
-        now_ms = server_time_ms(self._client)
+        self._clock.sync_if_due()
+        now_ms = self._clock.now_ms()
         got, backlog = self._ingest(response, now_ms)
         self.state.advance(now_ms, caught_up=not backlog)
         return got

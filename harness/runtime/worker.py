@@ -21,6 +21,7 @@ from harness.runtime.pipeline import BatchPlan, plan_batch
 from harness.runtime.results import DEFAULT_DEAD_LETTER_PAYLOAD_BYTES, ResultBuilder
 from harness.runtime.stats import RuntimeStats, WorkerObserver
 from harness.transport.base import DEFAULT_LEASE_TTL_S, CommitOutcome, Delivery, Heartbeat, Transport
+from harness.transport.clock import StoreClock
 from harness.transport.errors import TransportError, TransportFenced
 
 log = logging.getLogger("harness.worker")
@@ -61,8 +62,7 @@ class WorkerRuntime:
         self._settings = settings
         self._builder = ResultBuilder(settings.worker_name, algorithm.model_version)
         self._stopping = threading.Event()
-        self._clock_offset_ms = 0.0
-        self._clock_synced_at = -CLOCK_RESYNC_S
+        self._clock = StoreClock(transport.server_time_ms, CLOCK_RESYNC_S)
         self._last_beat = -HEARTBEAT_EVERY_S
         self._lease_lost = False
         self._snapshots = snapshots_of(algorithm)
@@ -301,16 +301,10 @@ class WorkerRuntime:
             return None
 
     def _sync_clock(self) -> None:
-        now = time.monotonic()
-        if now - self._clock_synced_at >= CLOCK_RESYNC_S:
-            # Against the middle of the round trip: the server read its clock about then.
-            before = time.time()
-            server_ms = self._transport.server_time_ms()
-            self._clock_offset_ms = server_ms - (before + time.time()) * 500.0
-            self._clock_synced_at = now
+        self._clock.sync_if_due()
 
     def _now_ms(self) -> float:
-        return time.time() * 1000.0 + self._clock_offset_ms
+        return self._clock.now_ms()
 
 
 class _LeaseKeeper(threading.Thread):
