@@ -101,8 +101,8 @@ def _producer_rules(target: AclTarget) -> list[str]:
 def _comparator_rules(target: AclTarget) -> list[str]:
     own = (keys.literal_pattern(keys.COMPARATOR_STATE_KEY) + "*", keys.literal_pattern(keys.COMPARATOR_SUMMARY_KEY),
            keys.every_worker(keys.reader_cursors_key), keys.experiment_keys_pattern())
-    reads = (keys.ROLES_KEY, keys.PRODUCTION_STREAM, keys.PRODUCED_KEY, target.input_stream, keys.EXPERIMENTS_KEY,
-             keys.CURRENT_EXPERIMENT_KEY)
+    reads = (keys.ROLES_KEY, keys.PRODUCTION_STREAM, keys.PRODUCED_KEY, keys.PRODUCED_LOST_KEY, target.input_stream,
+             keys.EXPERIMENTS_KEY, keys.CURRENT_EXPERIMENT_KEY)
     results = _selector([f"~{keys.every_worker(keys.results_stream)}", *_plus(COMPARATOR_RESULTS)])
     return [*(f"~{pattern}" for pattern in own), *(f"%R~{keys.literal_pattern(key)}" for key in reads),
             *_plus(CONNECTION + TRANSACTIONS + COMPARATOR_OWN), "clearselectors", results]
