@@ -44,12 +44,6 @@ def scoped(key: str, partition: Partition | None) -> str:
     return f"{prefix}:{tag}:{rest}"
 
 
-def partition_pattern(key: str) -> str:
-    """SCAN MATCH / ACL pattern of `key` in every partition (Redis globs take braces literally)."""
-    prefix, _, rest = _glob_escape(key).partition(":")
-    return f"{prefix}:{{p*}}:{rest}"
-
-
 def results_stream(worker: str) -> str:
     return f"harness:results:{worker}"
 
