@@ -163,7 +163,10 @@ def _switch(client: redis.Redis, action: str, target: str, window_s: float | Non
     else:
         say(f"switch: {target} is primary; production watermark {before.watermark} -> {roles.watermark}")
     audit.record(client, action, "switch", roles.epoch, who=who, primary=roles.primary, watermark=roles.watermark)
-    _next_experiment(client, action, roles, stream, say)
+    if partitions == 1:
+        _next_experiment(client, action, roles, stream, say)
+    else:  # named experiments read the unpartitioned streams (docs/partitions.md): the comparison stays as it is
+        say("experiments: not switched on a partitioned input; the comparator shards keep the current comparison")
     return roles
 
 

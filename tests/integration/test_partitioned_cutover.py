@@ -14,7 +14,7 @@ import redis
 from harness.partitions import all_partitions
 from harness.producer.publisher import publish_signals
 from harness.producer.synthetic import generate_signals
-from harness.transport import keys, presence
+from harness.transport import connection, keys, presence
 from harness.transport.roles import production_summary, read_roles
 from tests.integration.test_cutover import harness
 from tests.support.processes import start_worker, stop, wait_for
@@ -42,7 +42,7 @@ def test_a_cutover_and_a_rollback_across_partitions_give_each_signal_exactly_one
 ) -> None:
     stopping = threading.Event()
     flow = threading.Thread(target=lambda: publish_signals(
-        redis.Redis.from_url(redis_url), itertools.takewhile(lambda _: not stopping.is_set(),
+        connection.redis_client(redis_url), itertools.takewhile(lambda _: not stopping.is_set(),
                                                              generate_signals(100_000, seed=1, samples=128)),
         keys.DEFAULT_INPUT_STREAM, rate=RATE, partitions=PARTITIONS), daemon=True)
     common = ("--partitions", str(PARTITIONS), "--lease-ttl", "2", "--block-ms", "100")
