@@ -47,6 +47,9 @@ from harness.transport.streams import ensure_group
 log = logging.getLogger("harness.comparator")
 
 MAX_BACKOFF_S = 5.0  # the longest wait between two attempts while the store is away
+# Results read between two checkpoints, at most: a bound on what a restart reads again. The checkpoint_s clock
+# is the usual trigger; a checkpoint costs tens of ms at 1M pairs, so a backlog is not checkpointed per 100k.
+CHECKPOINT_EVERY_RESULTS = 1_000_000
 
 
 def load_state(client: redis.Redis, settings: ComparatorSettings) -> ComparatorState:
@@ -177,7 +180,7 @@ class ComparatorService:
             read_since_checkpoint += got
             now = time.monotonic()
             idle_since = None if got else idle_since or now
-            if now - last_checkpoint >= self._settings.checkpoint_s or read_since_checkpoint > 100_000:
+            if now - last_checkpoint >= self._settings.checkpoint_s or read_since_checkpoint > CHECKPOINT_EVERY_RESULTS:
                 self.checkpoint()
                 last_checkpoint, read_since_checkpoint = now, 0
                 if self._settings.follow:
