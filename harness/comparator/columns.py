@@ -31,7 +31,7 @@ _ROW_LENGTH = len(RESULT_KEYS)
 _FIELDS = itemgetter("id", "outcome", "published_ms", "entered_ms", "proc_ms", "label", "device", "kind")
 _REQUIRED_FIELDS = itemgetter("id", "outcome", "published_ms", "entered_ms", "proc_ms")
 # plain entry ids whose halves fit int64 (seq below 2**32): (ms << 32) + seq is then exactly (ms, seq)
-_PLAIN_IDS = re.compile(r"(?:[0-9]{1,18}-[0-9]{1,9}\n)*")
+PLAIN_IDS = re.compile(r"(?:[0-9]{1,18}-[0-9]{1,9}\n)*")
 Floats = npt.NDArray[np.float64]
 _ROW_FIELDS = itemgetter(*(_AT[key] for key in ("v", "id", "outcome", "published_ms", "entered_ms", "proc_ms",
                                                 "label", "device", "kind", "err_type", "entry")))
@@ -117,7 +117,7 @@ def _positions(entries: Sequence[Any]) -> tuple[Ints, Ints]:
         return np.full(n, NO_POSITION >> 32, dtype=np.int64), np.full(n, NO_POSITION & 0xFFFFFFFF, dtype=np.int64)
     if set(map(type, entries)) == {str}:
         text = "\n".join(entries)
-        if _PLAIN_IDS.fullmatch(text + "\n"):  # then numpy parses exactly what int() would
+        if PLAIN_IDS.fullmatch(text + "\n"):  # then numpy parses exactly what int() would
             halves = np.fromstring(text.replace("-", "\n"), dtype=np.int64, sep="\n")
             return halves[0::2].copy(), halves[1::2].copy()
     return split_positions([input_position(entry) for entry in entries])

@@ -62,6 +62,10 @@ class StartFilter:
     def reset(self) -> None:
         self._passed.clear()
 
+    def filters(self, stream: str) -> bool:
+        """Whether `keep` may drop some of the next results of `stream`."""
+        return self._start > 0 and stream not in self._passed
+
     def keep(self, stream: str, records: list[Any]) -> list[Any]:
         if self._start <= 0 or stream in self._passed or not records:
             return records

@@ -36,6 +36,7 @@ from harness.comparator.settings import Feed as Feed
 from harness.comparator.settings import default_feeds as default_feeds
 from harness.comparator.settings import settings_for as settings_for
 from harness.comparator.state import ComparatorState
+from harness.comparator.wire import parse_entries
 from harness.experiments import Experiment
 from harness.transport import keys
 from harness.transport.clock import StoreClock
@@ -312,10 +313,15 @@ class ComparatorService:
                 continue
             stream = text(stream_name)
             feed = self._by_stream[stream]
-            records = decode_batch(entries) if feed.tap is None else [
-                feed.tap.to_record(payload(fields)) for _, fields in entries]
-            records = self._filter.keep(stream, records)
-            self.state.ingest(feed.side, records, now_ms)
+            columns = None
+            if feed.tap is None and not self._filter.filters(stream):  # a plain batch: no decoding
+                columns = parse_entries(entries, self.state.codes(feed.side))
+            if columns is not None:
+                self.state.ingest_columns(feed.side, columns, now_ms)
+            else:
+                records = decode_batch(entries) if feed.tap is None else [
+                    feed.tap.to_record(payload(fields)) for _, fields in entries]
+                self.state.ingest(feed.side, self._filter.keep(stream, records), now_ms)
             self._cursors[stream] = text(entries[-1][0])
             total += len(entries)
             backlog = backlog or len(entries) >= self._settings.read_count

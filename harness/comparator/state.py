@@ -11,7 +11,7 @@ import numpy.typing as npt
 
 from harness.comparator import agreement
 from harness.comparator.agreement import recode
-from harness.comparator.columns import OUTCOME_CODES, Codes, to_columns
+from harness.comparator.columns import OUTCOME_CODES, Codes, Columns, to_columns
 from harness.comparator.join import NO_POSITION, Finished, JoinBuffer
 from harness.comparator.latency import LatencyHistogram
 from harness.comparator.pairs import PairCodes, PairStats
@@ -135,8 +135,21 @@ class ComparatorState:
         index = self._side_index.get(side)
         if index is None:
             raise ValueError(f"unknown side {side!r}; this comparator joins {', '.join(self.sides)}")
+        self._ingest(index, to_columns(records, self._codes(index)), now_ms)
+
+    def codes(self, side: str) -> Codes:
+        """The code maps a batch of `side` is coded with (see ingest_columns)."""
+        return self._codes(self.sides.index(side))
+
+    def ingest_columns(self, side: str, columns: Columns, now_ms: float) -> None:
+        """A batch already in columns, coded with `codes(side)` (see wire.parse_entries)."""
+        self._ingest(self.sides.index(side), columns, now_ms)
+
+    def _codes(self, index: int) -> Codes:
+        return Codes(self._labels[index], self._devices, self._kinds, self._error_types)
+
+    def _ingest(self, index: int, columns: Columns, now_ms: float) -> None:
         self._now_ms = now_ms
-        columns = to_columns(records, Codes(self._labels[index], self._devices, self._kinds, self._error_types))
         self.counters["rejected"] += columns.rejected
         offered = self._join.offer(index, columns.ids, columns.slots, now_ms, (columns.high, columns.low))
         self.counters["duplicates"] += offered.duplicates
