@@ -222,20 +222,47 @@ def _well_formed_signal(raw: dict[Any, Any], max_samples: int) -> SignalReceived
     """The usual message (what our producer writes) checked in one pass, or None when anything is
     unusual: the field-by-field checks then accept it or name what is wrong. It accepts nothing
     they would refuse; it exists because those checks cost more than the rest of a worker's batch."""
-    meta, samples, rate, start = raw.get("meta"), raw.get("samples"), raw.get("rate"), raw.get("t0", 0.0)
-    version = raw.get("v")
-    if (type(meta) is not dict or type(samples) is not bytes or type(rate) is not float
-            or type(start) is not float or type(version) is not int or version != SCHEMA_VERSION):
+    meta_raw, samples, rate, start = raw.get("meta"), raw.get("samples"), raw.get("rate"), raw.get("t0", 0.0)
+    version, signal_id = raw.get("v"), raw.get("id")
+    if (type(meta_raw) is not dict or type(samples) is not bytes or type(rate) is not float
+            or type(start) is not float or type(version) is not int or version != SCHEMA_VERSION
+            or type(signal_id) is not str or len(signal_id) > MAX_TEXT_BYTES or not signal_id.isascii()
+            or not signal_id.isprintable() or not signal_id.strip()
+            or not 0.0 < rate < math.inf or not math.isfinite(start)
+            or len(samples) % 4 or not 0 < len(samples) // 4 <= max_samples):
         return None
-    # Any until the join below has shown them all to be str.
-    signal_id: Any = raw.get("id")
-    device: Any = meta.get("device")
-    channel: Any = meta.get("channel", "v")
-    kind: Any = meta.get("kind")
-    tags = meta.get("tags") or {}
+    meta = _well_formed_meta(meta_raw)
+    if meta is None:
+        return None
+    values = np.frombuffer(samples, dtype="<f4").astype(np.float32, copy=False)
+    if np.count_nonzero(np.isfinite(values)) != values.shape[0]:  # half the cost of .all(); never warns
+        return None
+    return _checked_fields(SignalReceived, {"signal_id": signal_id, "meta": meta, "sample_rate_hz": rate,
+                                            "start_time": start, "samples": values})
+
+
+# Validated metas by their wire fields: a handful of devices send nearly every message, so most messages
+# skip the text checks. Shared between signals (SignalMeta is frozen: its tags are read-only by contract).
+_KNOWN_METAS: dict[tuple[Any, ...], SignalMeta] = {}
+_KNOWN_METAS_MAX = 4_096  # past it the cache starts again: a flood of distinct metas costs time, never memory
+
+
+def _well_formed_meta(meta_raw: dict[Any, Any]) -> SignalMeta | None:
+    tags = meta_raw.get("tags") or {}
     if type(tags) is not dict or len(tags) > MAX_TAGS:
         return None
-    texts = [signal_id, device, channel, *tags, *tags.values()]
+    device: Any = meta_raw.get("device")
+    channel: Any = meta_raw.get("channel", "v")
+    kind: Any = meta_raw.get("kind")
+    try:
+        # Equal to a cached key only if every part is the same str (or None): a str equals no other type.
+        cache_key = (device, channel, kind, *tags.items())
+        known = _KNOWN_METAS.get(cache_key)
+    except TypeError:  # an unhashable value: not the usual message
+        return None
+    if known is not None:
+        return known
+    texts = [device, channel, *tags, *tags.values()]
     if kind is not None:
         texts.append(kind)
     try:
@@ -243,16 +270,14 @@ def _well_formed_signal(raw: dict[Any, Any], max_samples: int) -> SignalReceived
     except TypeError:
         return None
     if (not joined.isascii() or not joined.isprintable() or max(map(len, texts)) > MAX_TEXT_BYTES
-            or not signal_id.strip() or not device.strip() or not channel.strip()
-            or (kind is not None and not kind.strip()) or not 0.0 < rate < math.inf or not math.isfinite(start)
-            or len(samples) % 4 or not 0 < len(samples) // 4 <= max_samples):
+            or not device.strip() or not channel.strip() or (kind is not None and not kind.strip())):
         return None
-    values = np.frombuffer(samples, dtype="<f4").astype(np.float32, copy=False)
-    if np.count_nonzero(np.isfinite(values)) != values.shape[0]:  # half the cost of .all()
-        return None
-    meta = _checked_fields(SignalMeta, {"device_id": device, "channel": channel, "tags": tags, "true_kind": kind})
-    return _checked_fields(SignalReceived, {"signal_id": signal_id, "meta": meta, "sample_rate_hz": rate,
-                                            "start_time": start, "samples": values})
+    meta = _checked_fields(SignalMeta, {"device_id": device, "channel": channel, "tags": dict(tags),
+                                        "true_kind": kind})
+    if len(_KNOWN_METAS) >= _KNOWN_METAS_MAX:
+        _KNOWN_METAS.clear()
+    _KNOWN_METAS[cache_key] = meta
+    return meta
 
 
 def _checked_fields(cls: type[T], fields: dict[str, Any]) -> T:

@@ -92,6 +92,7 @@ class WorkerRuntime:
                 self.prepare()
             self._wait_while_drained()
             self._loop()
+            self._finish_read_ahead()
         except TransportFenced as exc:
             self._lease_lost = True
             log.error("lease lost: another copy owns this worker now; exiting", extra={"worker": name,
@@ -122,6 +123,15 @@ class WorkerRuntime:
             limit = self._settings.exit_when_idle_s
             if limit is not None and time.monotonic() - idle_since >= limit:
                 return
+
+    def _finish_read_ahead(self) -> None:
+        # A read sent ahead has delivered its entries to this consumer already: process them before
+        # leaving, as the batch in hand is, so that a stop or a drain leaves nothing pending.
+        if self._lease_lost:
+            return
+        deliveries = self._best_effort(self._transport.take_read_ahead)
+        if deliveries:
+            self.process(deliveries)
 
     def prepare(self) -> None:
         """Tie the stored state to this model version and resume the algorithm from its snapshot."""

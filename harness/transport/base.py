@@ -77,6 +77,11 @@ class Transport(ABC):
         """After a start or reset: this consumer's pending entries ONE AT A TIME, so a message that
         killed the process is retried alone and its neighbours are not blamed; then new entries."""
 
+    def take_read_ahead(self) -> list[Delivery]:
+        """Entries a read sent ahead has already delivered to this consumer ([] if none): the runtime
+        processes them before it stops, so a polite stop leaves nothing pending."""
+        return []
+
     @abstractmethod
     def commit(self, batch: CommitBatch) -> CommitOutcome:
         """Write results and dead letters and ack, atomically; the primary also feeds production.

@@ -52,13 +52,13 @@ def dead_letter_stream(worker: str) -> str:
     return f"harness:deadletter:{worker}"
 
 
-def seen_prefix(worker: str) -> str:
-    """One small key per signal id under this prefix: the worker's duplicate-id check."""
-    return f"harness:seen:{worker}:"
+def seen_ids_prefix(worker: str) -> str:
+    """One hash per window of time under this prefix (signal id -> input entry): the duplicate-id check."""
+    return f"harness:seen-ids:{worker}:"
 
 
-def seen_key(worker: str, signal_id: str) -> str:
-    return seen_prefix(worker) + signal_id
+def seen_ids_key(worker: str, window: int) -> str:
+    return seen_ids_prefix(worker) + str(window)
 
 
 def state_prefix(worker: str) -> str:
@@ -176,7 +176,7 @@ def worker_state_keys(worker: str) -> WorkerKeys:
     check_worker_name(worker)
     return WorkerKeys(
         exact=(control_key(worker), heartbeat_key(worker), model_state_key(worker), launch_key(worker)),
-        patterns=(_glob_escape(state_prefix(worker)) + "*", _glob_escape(seen_prefix(worker)) + "*"),
+        patterns=(_glob_escape(state_prefix(worker)) + "*", _glob_escape(seen_ids_prefix(worker)) + "*"),
     )
 
 
@@ -219,5 +219,5 @@ def worker_owned_patterns(worker: str) -> tuple[str, ...]:
     check_worker_name(worker)
     exact = (results_stream(worker), dead_letter_stream(worker), dead_letters_dropped_key(worker),
              heartbeat_key(worker), lease_key(worker), lease_token_key(worker), model_state_key(worker))
-    prefixes = (seen_prefix(worker), state_prefix(worker))
+    prefixes = (seen_ids_prefix(worker), state_prefix(worker))
     return tuple(_glob_escape(key) for key in exact) + tuple(_glob_escape(prefix) + "*" for prefix in prefixes)

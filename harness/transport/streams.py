@@ -18,30 +18,16 @@ from harness.partitions import Partition
 from harness.transport import keys
 from harness.transport.base import Backlog, CommitBatch, CommitOutcome, Delivery, Heartbeat, Transport
 from harness.transport.control import RedisControl
+from harness.transport.dedupe import SeenIds
 from harness.transport.errors import TransportError
 from harness.transport.fencing import COMMIT_SCRIPT
+from harness.transport.prefetch import PrefetchingReader, reply_entries
 from harness.transport.redis_errors import classify_redis_error, translated
 from harness.transport.replies import server_time_ms, text
 
-DEFAULT_DEDUPE_TTL_S = 3600  # how long a signal id is remembered to reject duplicates (one key per id)
+DEFAULT_DEDUPE_TTL_S = 3600  # a signal id is remembered at least this long (and at most twice) to reject duplicates
 DEFAULT_RESULTS_MAXLEN = 0  # 0 keeps every result; the comparator and export read them back
 DEFAULT_DEAD_LETTERS_MAXLEN = 10_000  # per worker; what is trimmed past it is counted, never silent
-
-# One round trip per batch: remember each signal id with the entry it came on; answer 1 where the
-# id is new or was first seen on this very entry (a redelivery), 0 where it came on another entry.
-FIRST_SIGHTINGS_SCRIPT = """
-local ttl = ARGV[1]
-local verdicts = {}
-for i, key in ipairs(KEYS) do
-  local entry = ARGV[i + 1]
-  if redis.call('SET', key, entry, 'NX', 'EX', ttl) then
-    verdicts[i] = 1
-  else
-    verdicts[i] = (redis.call('GET', key) == entry) and 1 or 0
-  end
-end
-return verdicts
-"""
 
 
 def ensure_group(client: redis.Redis, stream: str, group: str, start_id: str = "0") -> bool:
@@ -79,15 +65,15 @@ class StreamTransport(Transport):
         self._dead_letters = keys.scoped(keys.dead_letter_stream(worker), partition)
         self._roles = keys.scoped(keys.ROLES_KEY, partition)
         self._production = keys.scoped(keys.PRODUCTION_STREAM, partition)
-        self._dedupe_ttl_s = dedupe_ttl_s
         self._results_maxlen = results_maxlen
         self._dead_letters_maxlen = dead_letters_maxlen
         self._start_id = start_id
         self._pending_cursor: str | None = "0"
         self._group_ready = False
         self._commit = client.register_script(COMMIT_SCRIPT)
-        self._first_sightings = client.register_script(FIRST_SIGHTINGS_SCRIPT)
+        self._seen_ids = SeenIds(client, worker, dedupe_ttl_s, partition, self.server_time_ms)
         self._control = RedisControl(client, worker, partition)
+        self._reader = PrefetchingReader(client)
 
     @property
     def results_stream(self) -> str:
@@ -120,16 +106,37 @@ class StreamTransport(Transport):
             if pending:
                 return pending
             self._pending_cursor = None
-        response = self._client.xreadgroup(
-            self._group, self._consumer, {self._stream: ">"}, count=count, block=block_ms
-        )
-        if not response:
+        streams = [self._stream]
+        if self._reader.in_flight:
+            deliveries = self._deliveries(self._reader.read(self._group, self._consumer, streams, count, None))
+            if deliveries:
+                self._read_ahead(len(deliveries), count)
+                return deliveries
+        reply = self._reader.read(self._group, self._consumer, streams, count, block_ms if block_ms > 0 else None)
+        deliveries = self._deliveries(reply)
+        self._read_ahead(len(deliveries), count)
+        return deliveries
+
+    def take_read_ahead(self) -> list[Delivery]:
+        if not self._reader.in_flight:
             return []
+        with translated():
+            return self._deliveries(self._reader.read(self._group, self._consumer, [self._stream], 0, None))
+
+    def _read_ahead(self, got: int, count: int) -> None:
+        # A full batch means a backlog: ask for the next one now, so Redis gathers it while this process
+        # works on the batch in hand. Its entries are pending for this consumer from then on, as any read's.
+        if got >= count:
+            self._reader.send(self._group, self._consumer, [self._stream], count, None)
+
+    @staticmethod
+    def _deliveries(reply: Any) -> list[Delivery]:
         payload_field = keys.PAYLOAD_FIELD
         deliveries = []
-        for entry_id, fields in response[0][1]:  # _delivery inlined: this loop runs once per message
+        for entry_id, fields in reply_entries(reply):  # runs once per message: kept lean
             entry = entry_id.decode()
-            deliveries.append(Delivery(entry, (fields or {}).get(payload_field, b""), float(entry.split("-", 1)[0])))
+            payload = fields[1] if fields and fields[0] == payload_field else _field(fields, payload_field)
+            deliveries.append(Delivery(entry, payload, float(entry.split("-", 1)[0])))
         return deliveries
 
     def _read_pending(self) -> list[Delivery]:
@@ -179,14 +186,7 @@ class StreamTransport(Transport):
         return CommitOutcome(bool(is_primary), int(epoch), int(published), bool(already))
 
     def first_sightings(self, ids: Sequence[tuple[str, str]]) -> list[bool]:
-        if not ids:
-            return []
-        with translated():
-            verdicts = self._first_sightings(
-                keys=[self._scoped(keys.seen_key(self._worker, signal_id)) for signal_id, _ in ids],
-                args=[self._dedupe_ttl_s, *[entry_id for _, entry_id in ids]],
-            )
-        return [bool(flag) for flag in verdicts]
+        return self._seen_ids.first_sightings(ids)
 
     def backlog(self) -> Backlog:
         with translated():
@@ -205,10 +205,12 @@ class StreamTransport(Transport):
             return server_time_ms(self._client)
 
     def reset(self) -> None:
+        self._reader.drop()  # what a request in flight delivered is pending now: read again from the start
         self._pending_cursor = "0"
         self._group_ready = False
 
     def close(self) -> None:
+        self._reader.drop()
         self._client.close()
 
     def beat(self, heartbeat: Heartbeat) -> None:
@@ -234,6 +236,12 @@ class StreamTransport(Transport):
 
     def classify(self, exc: BaseException) -> TransportError | None:
         return classify_redis_error(exc)
+
+
+def _field(fields: list[bytes] | None, name: bytes) -> bytes:
+    """A field of a raw stream entry ([name, value, ...]); b"" when it is absent (a bad message, dead-lettered)."""
+    pairs = fields or []
+    return next((pairs[at + 1] for at in range(0, len(pairs) - 1, 2) if pairs[at] == name), b"")
 
 
 def wait_for_redis(client: redis.Redis, timeout_s: float) -> None:

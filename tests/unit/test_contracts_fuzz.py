@@ -246,3 +246,25 @@ def test_the_fast_path_accepts_only_what_the_field_checks_accept_and_decodes_it_
 
 def test_the_fast_path_takes_the_producers_messages() -> None:
     assert _well_formed_signal(packed_wire(), DEFAULT_MAX_SAMPLES) is not None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.floats(width=32, allow_nan=True, allow_infinity=True), min_size=1, max_size=64))
+def test_the_fast_path_never_takes_a_non_finite_sample(values: list[float]) -> None:
+    wire = packed_wire()
+    wire["samples"] = np.array(values, "<f4").tobytes()
+    fast = _well_formed_signal(wire, DEFAULT_MAX_SAMPLES)
+    if np.isfinite(np.array(values, np.float32)).all():
+        assert fast is not None and fast.samples.tobytes() == wire["samples"]
+    else:
+        assert fast is None
+
+
+def test_the_fast_path_shares_a_checked_meta_between_messages_and_still_checks_each_one() -> None:
+    first, second = packed_wire(), packed_wire()
+    second["id"] = "another-id"
+    one, two = _well_formed_signal(first, DEFAULT_MAX_SAMPLES), _well_formed_signal(second, DEFAULT_MAX_SAMPLES)
+    assert one is not None and two is not None and one.meta is two.meta
+    bad = packed_wire()
+    bad["meta"] = {**bad["meta"], "device": "dev\x00ice"}
+    assert _well_formed_signal(bad, DEFAULT_MAX_SAMPLES) is None, "a new meta is checked before it is kept"

@@ -37,9 +37,9 @@ def test_every_state_key_a_worker_writes_is_one_retire_removes(redis_client: red
 def test_a_worker_owns_no_key_of_a_worker_whose_name_starts_like_its_own(redis_client: redis.Redis) -> None:
     for worker in ("legacy", "legacy-replica", "legacy2"):
         redis_client.set(keys.device_state_key(worker, "dev-1"), 1)
-        redis_client.set(keys.seen_key(worker, "sig-1"), 1)
+        redis_client.set(keys.seen_ids_key(worker, 493_000), 1)
     assert matching(redis_client, "legacy") == {keys.device_state_key("legacy", "dev-1").encode(),
-                                                keys.seen_key("legacy", "sig-1").encode()}
+                                                keys.seen_ids_key("legacy", 493_000).encode()}
 
 
 @pytest.mark.parametrize("name", ["", "legacy:v2"])
@@ -52,10 +52,10 @@ def test_a_name_that_is_not_one_key_segment_owns_nothing(name: str) -> None:
 def test_glob_characters_in_a_worker_name_match_only_themselves(redis_client: redis.Redis) -> None:
     redis_client.set(keys.device_state_key("b*", "dev-1"), 1)
     redis_client.set(keys.device_state_key("blue", "dev-1"), 1)
-    redis_client.set(keys.seen_key("[ab]", "sig-1"), 1)
-    redis_client.set(keys.seen_key("a", "sig-1"), 1)
+    redis_client.set(keys.seen_ids_key("[ab]", 493_000), 1)
+    redis_client.set(keys.seen_ids_key("a", 493_000), 1)
     assert matching(redis_client, "b*") == {keys.device_state_key("b*", "dev-1").encode()}
-    assert matching(redis_client, "[ab]") == {keys.seen_key("[ab]", "sig-1").encode()}
+    assert matching(redis_client, "[ab]") == {keys.seen_ids_key("[ab]", 493_000).encode()}
 
 
 def test_a_worker_keeps_its_results_and_dead_letters_past_retirement() -> None:

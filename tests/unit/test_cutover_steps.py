@@ -163,8 +163,8 @@ def plant_worker_keys(client: redis.Redis, worker: str) -> None:
     for device in ("dev-1", "dev-2"):
         client.hset(keys.device_state_key(worker, device), "reference", b"\x00" * 8)
     client.set(f"{keys.state_prefix(worker)}model-version", "1")  # a hosted algorithm's own key
-    for signal_id in ("sig-1", "sig-2", "sig-3"):
-        client.set(keys.seen_key(worker, signal_id), 1)
+    for window in (493_000, 493_001):
+        client.hset(keys.seen_ids_key(worker, window), "sig-1", "1-0")
     client.hset(keys.heartbeat_key(worker), "state", "stopped")
     client.set(keys.control_key(worker), "drain")
 
@@ -203,7 +203,7 @@ def test_a_retire_rerun_after_a_crash_at_any_step_removes_every_key_the_worker_o
 
 def test_retire_removes_and_counts_the_group_and_every_owned_key(window_closed: redis.Redis) -> None:
     removed = retire(window_closed, "legacy", keys.DEFAULT_INPUT_STREAM)
-    assert removed == 1 + 2 + 1 + 3 + 2, "group, 2 devices, 1 algorithm key, 3 seen ids, heartbeat and flag"
+    assert removed == 1 + 2 + 1 + 2 + 2, "group, 2 devices, 1 algorithm key, 2 windows of seen ids, heartbeat and flag"
     assert retire(window_closed, "legacy", keys.DEFAULT_INPUT_STREAM) == 0, "a second retire finds nothing"
 
 

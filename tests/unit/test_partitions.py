@@ -27,7 +27,7 @@ def test_every_key_of_a_partition_shares_its_slot_and_one_partition_keeps_the_ol
     for partition in all_partitions(8):
         names = [keys.scoped(name, partition) for name in (
             keys.DEFAULT_INPUT_STREAM, keys.results_stream("legacy"), keys.dead_letter_stream("legacy"),
-            keys.lease_key("legacy"), keys.ROLES_KEY, keys.PRODUCTION_STREAM, keys.seen_key("legacy", "s-1"),
+            keys.lease_key("legacy"), keys.ROLES_KEY, keys.PRODUCTION_STREAM, keys.seen_ids_key("legacy", 493_000),
             keys.model_state_key("legacy"))] + [keys.device_state_key("legacy", "dev-1", partition)]
         assert len({key_slot(name.encode()) for name in names}) == 1, names
     assert keys.scoped(keys.results_stream("legacy"), Partition(0, 1)) == keys.results_stream("legacy")
