@@ -20,11 +20,10 @@ from harness.contracts import (
     DEFAULT_MAX_SAMPLES,
     ContractError,
     SignalReceived,
-    _checked_signal,
-    _well_formed_signal,
     decode_signal,
     peek_signal_id,
 )
+from harness.contracts.checks import checked_signal, well_formed_signal
 from tests.unit.test_contracts_corpus import decoded_or_rejected, usable_text
 
 SLOW = [HealthCheck.too_slow, HealthCheck.data_too_large]  # big values on purpose
@@ -235,17 +234,17 @@ def test_the_fast_path_accepts_only_what_the_field_checks_accept_and_decodes_it_
 ) -> None:
     for field, value in edits:
         wire = mutated(field, value, packed_wire())
-        fast = _well_formed_signal(wire, DEFAULT_MAX_SAMPLES)
+        fast = well_formed_signal(wire, DEFAULT_MAX_SAMPLES)
         if fast is None:
             continue
-        checked = _checked_signal(wire, DEFAULT_MAX_SAMPLES)
+        checked = checked_signal(wire, DEFAULT_MAX_SAMPLES)
         assert (fast.signal_id, fast.meta, fast.sample_rate_hz, fast.start_time) == (
             checked.signal_id, checked.meta, checked.sample_rate_hz, checked.start_time)
         assert fast.samples.tobytes() == checked.samples.tobytes()
 
 
 def test_the_fast_path_takes_the_producers_messages() -> None:
-    assert _well_formed_signal(packed_wire(), DEFAULT_MAX_SAMPLES) is not None
+    assert well_formed_signal(packed_wire(), DEFAULT_MAX_SAMPLES) is not None
 
 
 @settings(max_examples=300, deadline=None)
@@ -253,7 +252,7 @@ def test_the_fast_path_takes_the_producers_messages() -> None:
 def test_the_fast_path_never_takes_a_non_finite_sample(values: list[float]) -> None:
     wire = packed_wire()
     wire["samples"] = np.array(values, "<f4").tobytes()
-    fast = _well_formed_signal(wire, DEFAULT_MAX_SAMPLES)
+    fast = well_formed_signal(wire, DEFAULT_MAX_SAMPLES)
     if np.isfinite(np.array(values, np.float32)).all():
         assert fast is not None and fast.samples.tobytes() == wire["samples"]
     else:
@@ -263,8 +262,8 @@ def test_the_fast_path_never_takes_a_non_finite_sample(values: list[float]) -> N
 def test_the_fast_path_shares_a_checked_meta_between_messages_and_still_checks_each_one() -> None:
     first, second = packed_wire(), packed_wire()
     second["id"] = "another-id"
-    one, two = _well_formed_signal(first, DEFAULT_MAX_SAMPLES), _well_formed_signal(second, DEFAULT_MAX_SAMPLES)
+    one, two = well_formed_signal(first, DEFAULT_MAX_SAMPLES), well_formed_signal(second, DEFAULT_MAX_SAMPLES)
     assert one is not None and two is not None and one.meta is two.meta
     bad = packed_wire()
     bad["meta"] = {**bad["meta"], "device": "dev\x00ice"}
-    assert _well_formed_signal(bad, DEFAULT_MAX_SAMPLES) is None, "a new meta is checked before it is kept"
+    assert well_formed_signal(bad, DEFAULT_MAX_SAMPLES) is None, "a new meta is checked before it is kept"
