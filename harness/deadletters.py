@@ -18,8 +18,10 @@ from typing import Any
 import msgpack
 import redis
 
+from harness import audit
 from harness.errors import ConfigurationError, HarnessError
 from harness.transport import keys
+from harness.transport.roles import read_roles
 
 PAGE = 500  # dead letters read per XRANGE, and replayed or deleted per script call
 REPLAY_FIELD = "replay_of"  # on a replayed input entry: the input entry that was dead-lettered
@@ -223,6 +225,8 @@ def replay(client: redis.Redis, worker: str, selection: DeadLetterFilter, input_
         done = script(keys=[_stream(worker), input_stream, keys.PRODUCED_KEY],
                       args=[keys.PAYLOAD_FIELD, REPLAY_FIELD, *ids])
         replayed.update(zip(map(_text, done[::2]), map(_text, done[1::2]), strict=True))
+    _audited(client, "replay", worker, selection, len(replayed), input_stream=input_stream,
+             not_replayable=str(len(skipped)))
     return ReplayOutcome(chosen, replayed, skipped, len(ready) - len(replayed), dry_run=False)
 
 
@@ -233,7 +237,21 @@ def purge(client: redis.Redis, worker: str, selection: DeadLetterFilter) -> int:
     deleted = 0
     for first in range(0, len(ids), PAGE):
         deleted += int(client.xdel(stream, *ids[first:first + PAGE]))
+    _audited(client, "purge", worker, selection, deleted)
     return deleted
+
+
+def _audited(client: redis.Redis, step: str, worker: str, selection: DeadLetterFilter, count: int,
+             **details: str) -> None:
+    # Replaying writes to the production input and purging destroys evidence: both leave a trace.
+    reasons = ",".join(sorted(selection.reasons)) or "any"
+    window = f"{_shown_time(selection.since_ms)}..{_shown_time(selection.until_ms)}"
+    audit.record(client, "deadletters", step, read_roles(client).epoch, worker=worker, count=str(count),
+                 reasons=reasons, window=window, **details)
+
+
+def _shown_time(ms: int | None) -> str:
+    return "" if ms is None else iso_time(ms)
 
 
 def payload_base64(letter: StoredDeadLetter) -> str:

@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 
 import redis
 
-from harness import experiments
-from harness.cutover import audit
+from harness import audit, experiments
 from harness.cutover.progress import Say, Ticker, silent, when
 from harness.cutover.roles import switch_primary
 from harness.cutover.serving import ServingBound, bring_up, probe

@@ -6,8 +6,7 @@ import contextlib
 
 import redis
 
-from harness import experiments
-from harness.cutover import audit
+from harness import audit, experiments
 from harness.cutover.plan import CutoverRefused, StepHook, no_hook, window_left_ms
 from harness.cutover.progress import when
 from harness.cutover.stoppers import alive

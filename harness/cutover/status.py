@@ -10,8 +10,8 @@ from typing import Any
 import redis
 
 from harness import experiments
+from harness.audit import recent
 from harness.cutover import launch
-from harness.cutover.audit import recent
 from harness.cutover.plan import window_left_ms
 from harness.cutover.progress import when
 from harness.cutover.stoppers import heartbeat

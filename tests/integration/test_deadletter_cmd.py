@@ -12,6 +12,7 @@ import pytest
 import redis
 from click.testing import CliRunner, Result
 
+from harness import audit
 from harness.cli.main import cli
 from harness.deadletters import REPLAY_FIELD
 from harness.transport import keys
@@ -140,6 +141,10 @@ def test_replay_puts_the_fixed_message_back_and_the_worker_clusters_it(
     again = as_json(deadletter("replay", "--reason", "oversize", "--json", redis_url=redis_url))
     assert again["replayed"] == 0, "nothing is replayed twice"
     assert [row["entry"] for row in again["not_replayable"]] == [dead_letters["huge"]]
+    trail = [row for row in audit.recent(redis_client) if row["action"] == "deadletters"]
+    assert [(row["step"], row["worker"], row["count"], row["reasons"]) for row in trail] == [
+        ("replay", WORKER, "1", "oversize"), ("replay", WORKER, "0", "oversize")], "a dry run leaves no trace"
+    assert trail[0]["input_stream"] == keys.DEFAULT_INPUT_STREAM and trail[0]["who"]
 
 
 def test_purge_needs_yes_and_deletes_only_what_the_filters_select(
@@ -156,3 +161,6 @@ def test_purge_needs_yes_and_deletes_only_what_the_filters_select(
     assert left == {b"oversize"}
     assert "purged 2 dead letters" in deadletter("purge", "--yes", redis_url=redis_url).output
     assert redis_client.xlen(keys.dead_letter_stream(WORKER)) == 0
+    trail = [row for row in audit.recent(redis_client) if row["action"] == "deadletters"]
+    assert [(row["step"], row["count"], row["reasons"]) for row in trail] == [
+        ("purge", "1", "undecodable"), ("purge", "2", "any")], "a refused purge leaves no trace"

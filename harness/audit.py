@@ -1,4 +1,4 @@
-"""The audit trail: every cutover step, who did it, when, under which epoch, and why."""
+"""The audit trail: each cutover step and each dead-letter replay or purge; who, when, under which epoch, why."""
 
 from __future__ import annotations
 
