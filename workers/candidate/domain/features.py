@@ -19,6 +19,7 @@ from harness.contracts import SignalReceived
 from workers.candidate.domain.model import PreparedBatch, Vector
 from workers.candidate.domain.settings import PROFILE_SIZE, Features, NegativeVoltage, Settings, ShapeParts
 from workers.candidate.domain.shape import Ragged, shape_matrix
+from workers.candidate.domain.windows import tiled_window_sums
 
 Indices = npt.NDArray[np.intp]
 
@@ -221,7 +222,8 @@ def flat_reference_scores(
 def smooth_ragged(signals: Sequence[SignalReceived], settings: Settings) -> tuple[Ragged, list[int]]:
     """Every signal's smoothed samples, end to end, and, if the policy rejects them, its negatives.
 
-    The windows are summed in float64 by `np.add.reduceat`, exactly as legacy sums each signal's.
+    The windows are summed in float64 with the arithmetic of `np.add.reduceat` (windows.py), exactly as
+    legacy sums each signal's.
     """
     lengths: Indices = np.array([s.samples.shape[0] for s in signals], dtype=np.intp)
     flat = np.concatenate([s.samples for s in signals], dtype=np.float64) if signals else np.empty(0)
@@ -239,7 +241,7 @@ def smooth_ragged(signals: Sequence[SignalReceived], settings: Settings) -> tupl
     if not flat.size:
         means = np.empty(0)
     elif not (lengths % window).any():  # whole windows only (the usual case): they tile the flat array
-        means = np.add.reduceat(flat, np.arange(0, flat.size, window)) / window
+        means = tiled_window_sums(flat, window) / window
     else:
         within = _positions(counts) * window  # each window's first sample, from its signal's start
         sizes = np.minimum(window, np.repeat(lengths, counts) - within)
