@@ -10,6 +10,7 @@ from workers.candidate.adapters.ids import DeviceScopedIds
 from workers.candidate.adapters.memory import InMemoryClusterRepository
 from workers.candidate.adapters.publisher import CollectingPublisher
 from workers.candidate.domain.allocation import ProfileClustering
+from workers.candidate.domain.features import Screen
 from workers.candidate.domain.model import Cluster, ClusterSet, SignalClustered
 from workers.candidate.domain.settings import Centroid, ClusterScope, Features, NegativeVoltage, Settings
 from workers.candidate.use_case import ClusterSignal
@@ -267,6 +268,31 @@ def test_a_batch_gives_what_the_same_signals_give_one_by_one(lengths: tuple[int,
     assert together == alone
     assert {e.decline_reason is not None for e in together} == {True, False}
     assert len({e.label for e in together}) > 4
+
+
+@pytest.mark.parametrize("lengths", [(100,), (100, 97, 60)], ids=["one-length", "mixed-lengths"])
+def test_batches_that_open_with_long_runs_of_anomalies_give_what_one_by_one_gives(
+    lengths: tuple[int, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch screens each device's first LAGS + 1 signals against its reference from before the batch
+    at once; a later signal that still meets that reference (all before it were anomalies) is measured alone."""
+    late: list[int] = []
+    distance = Screen._distance
+
+    def spy(screen: Screen, row: int, reference: int) -> float:
+        if reference >= len(screen._device_ids):  # a reference from before the batch
+            late.append(row)
+        return distance(screen, row, reference)
+
+    monkeypatch.setattr(Screen, "_distance", spy)
+    signals = noisy_sequence(11, 400, lengths)
+    settings = Settings(negative_voltage=NegativeVoltage.REJECT)
+    batched, _, publisher = make(settings)
+    together = [event for start in range(0, 400, 40) for event in run(batched, publisher, *signals[start : start + 40])]
+    single, _, publisher = make(settings)
+    alone = [event for signal in signals for event in run(single, publisher, signal)]
+    assert together == alone
+    assert late, "no chain met its reference from before the batch after more than LAGS anomalies"
 
 
 def test_an_unlabelled_founding_leaves_no_cluster_for_the_anomalies_after_it() -> None:

@@ -95,7 +95,9 @@ class Screen:
             reference = current.get(device_id, MEDIAN)
             if reference == MEDIAN or lengths[reference] != lengths[index]:
                 reference, distance = MEDIAN, median_rms[index]
-            elif (lag := position[index] - position[reference] if reference < count else 0) <= LAGS:
+            elif reference >= count:  # the device's reference from before the batch
+                distance = rms[0][index] if position[index] <= LAGS else self._distance(index, reference)
+            elif (lag := position[index] - position[reference]) <= LAGS:
                 distance = rms[lag][index]
             else:  # the device's last normal signal is further back than the screen looked
                 distance = self._distance(index, reference)
@@ -130,7 +132,9 @@ class Screen:
     def _screen_all(self) -> tuple[list[list[float]], list[int]]:
         """rms[lag][row]: the RMS distance of each row from its predecessor `lag` places back in its
         device's chain (its screened signals, in order), and (lag 0) from the device's reference from
-        before the batch; NaN where there is none of the row's length. And each row's place in its chain."""
+        before the batch, for the first LAGS + 1 rows of the chain only (a later row meets that reference
+        only after as many anomalies); NaN where there is none of the row's length. And each row's place
+        in its chain."""
         count = len(self._device_ids)
         device, past = self._device_codes()
         order = np.argsort(device, kind="stable")  # each device's chain, one after the other
@@ -138,7 +142,8 @@ class Screen:
         starts = np.flatnonzero(np.r_[True, chained[1:] != chained[:-1]])
         positions = np.empty(count, dtype=np.intp)
         positions[order] = np.arange(count) - np.repeat(starts, np.diff(np.r_[starts, count]))
-        pairs = [(np.arange(count), past[device])] + [
+        heads = np.flatnonzero(positions <= LAGS)
+        pairs = [(heads, past[device[heads]])] + [
             (order[lag:], np.where(chained[lag:] == chained[:-lag], order[:-lag], -1)) for lag in range(1, LAGS + 1)
         ]
         rms = np.full((LAGS + 1, count), np.nan)
@@ -162,8 +167,8 @@ class Screen:
     def _device_codes(self) -> tuple[Indices, Indices]:
         """Each row's device as a number (declined rows share one of their own), and each number's past
         reference row (-1: none)."""
-        codes: dict[str, int] = {}
-        device = np.array([codes.setdefault(d, len(codes)) for d in self._device_ids], dtype=np.intp)
+        codes = {device_id: code for code, device_id in enumerate(dict.fromkeys(self._device_ids))}
+        device = np.fromiter(map(codes.__getitem__, self._device_ids), np.intp, len(self._device_ids))
         past = np.full(len(codes) + 1, -1, dtype=np.intp)
         for device_id, past_row in self._past_row.items():
             if device_id in codes:
