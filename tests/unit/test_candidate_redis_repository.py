@@ -16,6 +16,7 @@ from workers.candidate.adapters.redis_repository import (
     StateError,
     decode_cluster,
     encode_cluster,
+    encode_clusters,
 )
 from workers.candidate.domain.model import Cluster
 
@@ -130,6 +131,15 @@ def test_a_cluster_cut_short_is_unreadable_state() -> None:
     assert decode_cluster(whole)[0] == "dev-01/k1" and decode_cluster(whole)[2] == 2
     with pytest.raises(ValueError, match="format 1"):
         decode_cluster(whole[:30])
+
+
+def test_clusters_encoded_together_equal_each_encoded_alone() -> None:
+    rng = np.random.default_rng(5)
+    representatives = rng.normal(size=(4, 5)) * 10.0 ** rng.integers(-300, 300, size=(4, 5))
+    labels, members = ["dev-01/k1", "dev-01/k12", "shared/k3", "dév/k4"], [1, 2**40, 7, 0]
+    together = encode_clusters(labels, members, representatives)
+    assert together == [encode_cluster(*cluster) for cluster in zip(labels, members, representatives, strict=True)]
+    assert [decode_cluster(value)[0] for value in together] == labels
 
 
 def test_joined_clusters_share_one_assignment_and_new_ones_get_their_own() -> None:

@@ -30,6 +30,15 @@ def encode_cluster(label: str, members: int, representative: Vector) -> bytes:
     return b"".join((head, representative.astype("<f8", copy=False).tobytes(), label.encode()))
 
 
+def encode_clusters(labels: Sequence[str], members: Sequence[int], representatives: Vector) -> list[bytes]:
+    """encode_cluster of each row, to the byte, the headers and representatives packed by one numpy call."""
+    count, width = representatives.shape
+    packed = np.empty(count, np.dtype([("head", "u1"), ("members", "<u8"), ("width", "<u4"), ("row", "<f8", width)]))
+    packed["head"], packed["members"], packed["width"], packed["row"] = CLUSTER_FORMAT, members, width, representatives
+    blob, size = packed.tobytes(), packed.dtype.itemsize
+    return [blob[k * size : (k + 1) * size] + label.encode() for k, label in enumerate(labels)]
+
+
 def decode_cluster(value: bytes) -> tuple[str, Vector, int]:
     """(label, representative, members) from encode_cluster's bytes or the older JSON list."""
     if value[:1] == b"[":  # JSON [label, representative, members]: state written before format 1
@@ -53,6 +62,7 @@ class RedisClusterRepository(InMemoryClusterRepository):
         self._loaded: set[str] = set()
         self._dirty_references: set[str] = set()
         self._dirty_clusters: dict[str, set[int]] = {}  # scope -> numbers changed since the last commit
+        self._field_names: list[bytes] = [b""]  # [number]: the hash field of cluster `number`
 
     def get_clusters(self, device_id: str) -> ClusterSet:
         if device_id not in self._loaded:
@@ -83,18 +93,14 @@ class RedisClusterRepository(InMemoryClusterRepository):
             return
         pipe = self._redis.pipeline(transaction=True)
         for device_id in devices:
-            mapping: dict[bytes | str, bytes] = {}
+            fields: list[bytes] = []
             if device_id in self._dirty_references:
                 reference = super().get_reference(device_id)
                 assert reference is not None
-                mapping[REFERENCE_FIELD] = reference.astype("<f8").tobytes()
-            if numbers := self._dirty_clusters.get(device_id):
-                clusters = super().get_clusters(device_id)
-                for number in numbers:
-                    mapping[f"{CLUSTER_PREFIX}{number}"] = encode_cluster(
-                        clusters.labels[number - 1], clusters.members[number - 1], clusters.representatives[number - 1]
-                    )
-            pipe.hset(device_state_key(self._worker, device_id, self._partition), mapping=mapping)
+                fields += (REFERENCE_FIELD, reference.astype("<f8").tobytes())
+            if numbers := sorted(self._dirty_clusters.get(device_id, ())):
+                fields += self._cluster_fields(super().get_clusters(device_id), numbers)
+            pipe.execute_command("HSET", device_state_key(self._worker, device_id, self._partition), *fields)
         try:
             pipe.execute()
         except Exception:
@@ -102,6 +108,16 @@ class RedisClusterRepository(InMemoryClusterRepository):
             raise
         self._dirty_references.clear()
         self._dirty_clusters.clear()
+
+    def _cluster_fields(self, clusters: ClusterSet, numbers: list[int]) -> list[bytes]:
+        """Field name and encoded value of each numbered cluster, one after the other (as HSET takes them)."""
+        rows = [number - 1 for number in numbers]
+        labels, members = [clusters.labels[row] for row in rows], [clusters.members[row] for row in rows]
+        values = encode_clusters(labels, members, clusters.representatives[rows])
+        names = self._field_names
+        while len(names) <= numbers[-1]:
+            names.append(f"{CLUSTER_PREFIX}{len(names)}".encode())
+        return [part for number, value in zip(numbers, values, strict=True) for part in (names[number], value)]
 
     def rollback(self) -> None:
         """Drops the whole cache: after a failed write, only Redis knows what was saved."""
