@@ -12,6 +12,7 @@ from harness.clustering import WorkerContext
 from harness.producer.synthetic import generate_signals
 from workers.candidate import create
 from workers.candidate.adapters.redis_repository import (
+    PACKED_FROM,
     RedisClusterRepository,
     StateError,
     decode_cluster,
@@ -135,11 +136,14 @@ def test_a_cluster_cut_short_is_unreadable_state() -> None:
 
 def test_clusters_encoded_together_equal_each_encoded_alone() -> None:
     rng = np.random.default_rng(5)
-    representatives = rng.normal(size=(4, 5)) * 10.0 ** rng.integers(-300, 300, size=(4, 5))
-    labels, members = ["dev-01/k1", "dev-01/k12", "shared/k3", "dév/k4"], [1, 2**40, 7, 0]
-    together = encode_clusters(labels, members, representatives)
-    assert together == [encode_cluster(*cluster) for cluster in zip(labels, members, representatives, strict=True)]
-    assert [decode_cluster(value)[0] for value in together] == labels
+    count = 3 * PACKED_FROM
+    representatives = rng.normal(size=(count, 5)) * 10.0 ** rng.integers(-300, 300, size=(count, 5))
+    labels, members = [f"dév-{k}/k{k * 7}" for k in range(count)], [int(m) for m in rng.integers(0, 2**62, count)]
+    for rows in (count, 2):  # packed together, and one by one
+        together = encode_clusters(labels[:rows], members[:rows], representatives[:rows])
+        alone = [encode_cluster(*cluster) for cluster in zip(labels, members, representatives, strict=False)][:rows]
+        assert together == alone
+        assert [decode_cluster(value)[0] for value in together] == labels[:rows]
 
 
 def test_joined_clusters_share_one_assignment_and_new_ones_get_their_own() -> None:

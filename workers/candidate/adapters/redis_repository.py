@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import struct
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ CLUSTER_PREFIX = "cluster:"  # cluster:{number}: encode_cluster's bytes, or (wri
 # A cluster's bytes: format 1, members, width, then the representative (float64) and the label (UTF-8).
 CLUSTER_HEADER = struct.Struct("<BQI")
 CLUSTER_FORMAT = 1
+PACKED_FROM = 8  # a device's changed clusters from which they are encoded together
 
 
 class StateError(RuntimeError):
@@ -31,12 +33,21 @@ def encode_cluster(label: str, members: int, representative: Vector) -> bytes:
 
 
 def encode_clusters(labels: Sequence[str], members: Sequence[int], representatives: Vector) -> list[bytes]:
-    """encode_cluster of each row, to the byte, the headers and representatives packed by one numpy call."""
+    """encode_cluster of each row, to the byte; many rows are packed by a few numpy calls (which cost more
+    than a handful of encode_cluster calls)."""
     count, width = representatives.shape
-    packed = np.empty(count, np.dtype([("head", "u1"), ("members", "<u8"), ("width", "<u4"), ("row", "<f8", width)]))
+    if count < PACKED_FROM:
+        return [encode_cluster(labels[k], members[k], representatives[k]) for k in range(count)]
+    packed = np.empty(count, _packed_cluster(width))
     packed["head"], packed["members"], packed["width"], packed["row"] = CLUSTER_FORMAT, members, width, representatives
     blob, size = packed.tobytes(), packed.dtype.itemsize
     return [blob[k * size : (k + 1) * size] + label.encode() for k, label in enumerate(labels)]
+
+
+@functools.cache
+def _packed_cluster(width: int) -> np.dtype[np.void]:
+    """encode_cluster's bytes but the label, as a numpy record (packed: no padding)."""
+    return np.dtype([("head", "u1"), ("members", "<u8"), ("width", "<u4"), ("row", "<f8", width)])
 
 
 def decode_cluster(value: bytes) -> tuple[str, Vector, int]:
