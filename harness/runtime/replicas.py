@@ -102,8 +102,8 @@ class ReplicaSupervisor:
         try:
             live = self._membership.renew(self.replica_id, self._settings.lease_ttl_s)
         except TransportError as exc:
-            # The store is away: keep what we run (their commits are fenced if a lease moves meanwhile).
-            log.warning("membership not renewed: the store is unavailable", extra={
+            # The store is away or refused: keep what we run (their commits are fenced if a lease moves meanwhile).
+            log.warning("membership not renewed: store error; keeping the partitions held", extra={
                 "worker": self._settings.worker_name, "error": str(exc)})
             return self._target
         target = assigned(self._settings.partitions, live, self.replica_id)

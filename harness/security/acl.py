@@ -27,6 +27,8 @@ PRODUCER = ("xadd", "publish", "incrby", "hget", "hset", "hgetall", "xtrim", "xi
             "xpending", "xrange", "time")
 COMPARATOR_OWN = ("get", "set", "hget", "hset", "hdel", "hgetall", "exists", "expire", "del", "xrange", "xrevrange",
                   "xlen", "xinfo|groups", "xinfo|stream", "xpending", "time")
+MEMBERSHIP = ("zadd", "zrem", "zremrangebyscore", "zrange")  # replicas and shards list themselves (membership.py)
+SHARD_LEASES = ("incr", "pexpire")  # a comparator shard's partition leases (control.py), beside get/set/del
 COMPARATOR_RESULTS = ("xreadgroup", "xack", "xgroup|create", "xgroup|setid", "xgroup|destroy", "xinfo|groups",
                       "xpending", "xrange", "xrevrange", "xlen")
 # The operator runs cutovers, rollbacks, retire and status, and moves the production grant.
@@ -53,6 +55,12 @@ def default_user(target: AclTarget) -> str:
     return f"harness-{target.name}" if target.role == "worker" and target.name else f"harness-{target.role}"
 
 
+def _keys(kind: str, *patterns: str) -> list[str]:
+    """Key rules (`~` or `%R~`) for the patterns, each as well in every partition: a partitioned
+    deployment's keys carry their partition's hash tag (harness:{p3}:...), and the same users serve it."""
+    return [f"{kind}{variant}" for pattern in patterns for variant in (pattern, keys.in_every_partition(pattern))]
+
+
 def _plus(commands: tuple[str, ...]) -> list[str]:
     return [f"+{command}" for command in commands]
 
@@ -63,12 +71,12 @@ def _selector(tokens: list[str]) -> str:
 
 def input_selector(worker: str, input_stream: str) -> str:
     keys.check_worker_name(worker)
-    return _selector([f"~{keys.literal_pattern(input_stream)}", *_plus(WORKER_INPUT)])
+    return _selector([*_keys("~", keys.literal_pattern(input_stream)), *_plus(WORKER_INPUT)])
 
 
 def production_selector() -> str:
     """What only the primary may write: production (stream and channel) and the roles hash's watermark."""
-    return _selector([f"~{keys.literal_pattern(keys.PRODUCTION_STREAM)}", f"~{keys.literal_pattern(keys.ROLES_KEY)}",
+    return _selector([*_keys("~", keys.literal_pattern(keys.PRODUCTION_STREAM), keys.literal_pattern(keys.ROLES_KEY)),
                       f"&{keys.literal_pattern(keys.PRODUCTION_CHANNEL)}", *_plus(PRODUCTION)])
 
 
@@ -82,10 +90,10 @@ def _worker_rules(target: AclTarget) -> list[str]:
     if not target.name:
         raise ValueError("a worker's rules need its name (--name)")
     worker = keys.check_worker_name(target.name)
-    own = [f"~{pattern}" for pattern in keys.worker_owned_patterns(worker)]
-    read_only = [f"%R~{keys.literal_pattern(keys.ROLES_KEY)}", f"%R~{keys.literal_pattern(keys.control_key(worker))}"]
+    own = _keys("~", *keys.worker_owned_patterns(worker))
+    read_only = _keys("%R~", keys.literal_pattern(keys.ROLES_KEY), keys.literal_pattern(keys.control_key(worker)))
     return [*own, *read_only, f"&{keys.literal_pattern(target.input_channel)}",
-            *_plus(CONNECTION + SCRIPTS + TRANSACTIONS + WORKER_OWN), "clearselectors",
+            *_plus(CONNECTION + SCRIPTS + TRANSACTIONS + WORKER_OWN + MEMBERSHIP), "clearselectors",
             *worker_selectors(worker, target.input_stream, target.primary)]
 
 
@@ -93,19 +101,21 @@ def _producer_rules(target: AclTarget) -> list[str]:
     # The publish script declares the channel as a key, so the channel's name is a key pattern too.
     writes = (target.input_stream, target.input_channel, keys.PRODUCED_KEY, keys.PRODUCER_RUNS_KEY,
               keys.PRODUCED_LOST_KEY)
-    return [*(f"~{keys.literal_pattern(key)}" for key in writes),
-            f"%R~{keys.every_worker(keys.reader_cursors_key)}", f"&{keys.literal_pattern(target.input_channel)}",
+    return [*_keys("~", *(keys.literal_pattern(key) for key in writes)),
+            *_keys("%R~", keys.every_worker(keys.reader_cursors_key)), f"&{keys.literal_pattern(target.input_channel)}",
             *_plus(CONNECTION + SCRIPTS + PRODUCER)]
 
 
 def _comparator_rules(target: AclTarget) -> list[str]:
     own = (keys.literal_pattern(keys.COMPARATOR_STATE_KEY) + "*", keys.literal_pattern(keys.COMPARATOR_SUMMARY_KEY),
-           keys.every_worker(keys.reader_cursors_key), keys.experiment_keys_pattern())
+           keys.every_worker(keys.reader_cursors_key), keys.experiment_keys_pattern(),
+           *keys.comparator_shard_patterns())
     reads = (keys.ROLES_KEY, keys.PRODUCTION_STREAM, keys.PRODUCED_KEY, keys.PRODUCED_LOST_KEY, target.input_stream,
              keys.EXPERIMENTS_KEY, keys.CURRENT_EXPERIMENT_KEY)
-    results = _selector([f"~{keys.every_worker(keys.results_stream)}", *_plus(COMPARATOR_RESULTS)])
-    return [*(f"~{pattern}" for pattern in own), *(f"%R~{keys.literal_pattern(key)}" for key in reads),
-            *_plus(CONNECTION + TRANSACTIONS + COMPARATOR_OWN), "clearselectors", results]
+    results = _selector([*_keys("~", keys.every_worker(keys.results_stream)), *_plus(COMPARATOR_RESULTS)])
+    return [*_keys("~", *own), *_keys("%R~", *(keys.literal_pattern(key) for key in reads)),
+            *_plus(CONNECTION + SCRIPTS + TRANSACTIONS + COMPARATOR_OWN + MEMBERSHIP + SHARD_LEASES),
+            "clearselectors", results]
 
 
 def _operator_rules(_target: AclTarget) -> list[str]:

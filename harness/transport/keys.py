@@ -151,6 +151,11 @@ def comparator_lease_name(group: str = COMPARATOR_GROUP) -> str:
     return f"comparator:{group}:shards"
 
 
+def comparator_shard_patterns() -> tuple[str, str]:
+    """Every comparator group's shard leases (and their tokens) and shard list: what shards write (ACL)."""
+    return (_glob_escape(lease_key("comparator:")) + "*", _glob_escape(replicas_key("comparator:")) + "*")
+
+
 @dataclass(frozen=True)
 class WorkerKeys:
     """The keys one worker owns: exact names, and SCAN MATCH patterns for its per-device/per-signal keys."""
@@ -209,15 +214,23 @@ def literal_pattern(key: str) -> str:
     return _glob_escape(key)
 
 
+def in_every_partition(pattern: str) -> str:
+    """The pattern of the same keys in every partition (harness:x -> harness:{p*}:x; see `scoped`)."""
+    prefix, _, rest = pattern.partition(":")
+    return f"{prefix}:{{p*}}:{rest}"
+
+
 def every_worker(key_of_worker: Callable[[str], str]) -> str:
     """The glob pattern of one kind of per-worker key for every worker, e.g. every results stream."""
     return key_of_worker("*")
 
 
 def worker_owned_patterns(worker: str) -> tuple[str, ...]:
-    """ACL patterns of every key a worker writes: results, dead letters, dedupe, model state, heartbeat, lease."""
+    """ACL patterns of every key a worker writes: results, dead letters, dedupe, model state, heartbeat, lease,
+    replicas."""
     check_worker_name(worker)
     exact = (results_stream(worker), dead_letter_stream(worker), dead_letters_dropped_key(worker),
-             heartbeat_key(worker), lease_key(worker), lease_token_key(worker), model_state_key(worker))
+             heartbeat_key(worker), lease_key(worker), lease_token_key(worker), model_state_key(worker),
+             replicas_key(worker))
     prefixes = (seen_ids_prefix(worker), state_prefix(worker))
     return tuple(_glob_escape(key) for key in exact) + tuple(_glob_escape(prefix) + "*" for prefix in prefixes)

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from harness.cli.main import cli
 from harness.cutover.roles import switch_primary
 from harness.embedded_redis import EmbeddedRedis
+from harness.partitions import all_partitions
 from harness.transport import keys
 from harness.transport.roles import read_roles
 from tests.support.processes import ROOT, start_harness, start_worker
@@ -145,3 +146,32 @@ def test_acl_prints_only_the_hash_of_the_password_and_refuses_without_one() -> N
     without = runner.invoke(cli, ["acl", "--role", "producer"], env={"HARNESS_ACL_PASSWORD": ""})
     assert without.exit_code == 2
     assert "HARNESS_ACL_PASSWORD" in without.output
+
+
+def test_the_same_users_serve_a_partitioned_input(
+    acl_server: EmbeddedRedis, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HARNESS_PARTITIONS", "2")  # every process below reads it, as a deployment's env would
+    urls = {
+        "operator": create_user(acl_server, "--role", "operator"),
+        "producer": create_user(acl_server, "--role", "producer"),
+        "comparator": create_user(acl_server, "--role", "comparator"),
+        "legacy": create_user(acl_server, "--role", "worker", "--name", "legacy", "--primary"),
+        "candidate": create_user(acl_server, "--role", "worker", "--name", "candidate"),
+    }
+    clients = {role: redis.Redis.from_url(url) for role, url in urls.items()}
+    produce_and_process(urls, 3, tmp_path, "--init-primary")
+    run_to_idle(start_harness(["comparator", "--redis-url", urls["comparator"], "--exit-when-idle", "1.5"],
+                              log=tmp_path / "comparator.log"))
+    assert_acl_log_empty(acl_server)
+    partitioned_production = [keys.scoped(keys.PRODUCTION_STREAM, partition) for partition in all_partitions(2)]
+    assert sum(clients["operator"].xlen(stream) for stream in partitioned_production) == SIGNALS
+    for stream in partitioned_production:
+        assert denied(clients["candidate"], "XADD", stream, "*", "data", "forged"), "the shadow, in any partition"
+        assert denied(clients["candidate"], "HSET", keys.scoped(keys.ROLES_KEY, all_partitions(2)[0]), "primary", "x")
+    report = subprocess.run([sys.executable, "-m", "harness", "report", "--redis-url", urls["comparator"],
+                             "--format", "json"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert report.returncode == 0, report.stderr
+    assert json.loads(report.stdout)["counts"]["matched"] == SIGNALS
+    for client in clients.values():
+        client.close()
