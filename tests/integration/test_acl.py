@@ -50,6 +50,17 @@ def create_user(server: EmbeddedRedis, *args: str) -> str:
     return f"unix://{tokens[2]}:{password}@{server.socket}"
 
 
+def create_users(server: EmbeddedRedis) -> dict[str, str]:
+    """Every role's user, legacy the first primary; their URLs by role (workers by name)."""
+    return {
+        "operator": create_user(server, "--role", "operator"),
+        "producer": create_user(server, "--role", "producer"),
+        "comparator": create_user(server, "--role", "comparator"),
+        "legacy": create_user(server, "--role", "worker", "--name", "legacy", "--primary"),
+        "candidate": create_user(server, "--role", "worker", "--name", "candidate"),
+    }
+
+
 def run_to_idle(*processes: subprocess.Popen[bytes]) -> None:
     for process in processes:
         assert process.wait(timeout=120) == 0, f"{process.args!r} failed"
@@ -87,13 +98,7 @@ def assert_acl_log_empty(server: EmbeddedRedis) -> None:
 def test_shadow_cannot_write_roles_or_production_and_the_grant_moves_with_the_cutover(
     acl_server: EmbeddedRedis, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    urls = {
-        "operator": create_user(acl_server, "--role", "operator"),
-        "producer": create_user(acl_server, "--role", "producer"),
-        "comparator": create_user(acl_server, "--role", "comparator"),
-        "legacy": create_user(acl_server, "--role", "worker", "--name", "legacy", "--primary"),
-        "candidate": create_user(acl_server, "--role", "worker", "--name", "candidate"),
-    }
+    urls = create_users(acl_server)
     clients = {role: redis.Redis.from_url(url) for role, url in urls.items()}
     production = keys.PRODUCTION_STREAM
 
@@ -152,13 +157,7 @@ def test_the_same_users_serve_a_partitioned_input(
     acl_server: EmbeddedRedis, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HARNESS_PARTITIONS", "2")  # every process below reads it, as a deployment's env would
-    urls = {
-        "operator": create_user(acl_server, "--role", "operator"),
-        "producer": create_user(acl_server, "--role", "producer"),
-        "comparator": create_user(acl_server, "--role", "comparator"),
-        "legacy": create_user(acl_server, "--role", "worker", "--name", "legacy", "--primary"),
-        "candidate": create_user(acl_server, "--role", "worker", "--name", "candidate"),
-    }
+    urls = create_users(acl_server)
     clients = {role: redis.Redis.from_url(url) for role, url in urls.items()}
     produce_and_process(urls, 3, tmp_path, "--init-primary")
     run_to_idle(start_harness(["comparator", "--redis-url", urls["comparator"], "--exit-when-idle", "1.5"],
