@@ -57,10 +57,11 @@ def well_formed_signal(raw: dict[Any, Any], max_samples: int) -> SignalReceived 
                                             "start_time": start, "samples": values})
 
 
-# Validated metas by their wire fields: a handful of devices send nearly every message, so most messages
-# skip the text checks. Shared between signals (SignalMeta is frozen: its tags are read-only by contract).
-_KNOWN_METAS: dict[tuple[Any, ...], SignalMeta] = {}
-_KNOWN_METAS_MAX = 4_096  # past it the cache starts again: a flood of distinct metas costs time, never memory
+# Wire metas already checked, by their fields: a handful of devices send nearly every message, so most
+# messages skip the text checks. Each message still gets its own SignalMeta and tags dict (an algorithm
+# may edit them; replicas decode in several threads).
+_CHECKED_METAS: set[tuple[Any, ...]] = set()
+_CHECKED_METAS_MAX = 4_096  # past it the set starts again: a flood of distinct metas costs time, never memory
 
 
 def _well_formed_meta(meta_raw: dict[Any, Any]) -> SignalMeta | None:
@@ -71,29 +72,27 @@ def _well_formed_meta(meta_raw: dict[Any, Any]) -> SignalMeta | None:
     channel: Any = meta_raw.get("channel", "v")
     kind: Any = meta_raw.get("kind")
     try:
-        # Equal to a cached key only if every part is the same str (or None): a str equals no other type.
-        cache_key = (device, channel, kind, *tags.items())
-        known = _KNOWN_METAS.get(cache_key)
+        # Equal to a checked key only if every part is the same str (or None): a str equals no other type.
+        checked_key = (device, channel, kind, *tags.items())
+        checked = checked_key in _CHECKED_METAS
     except TypeError:  # an unhashable value: not the usual message
         return None
-    if known is not None:
-        return known
-    texts = [device, channel, *tags, *tags.values()]
-    if kind is not None:
-        texts.append(kind)
-    try:
-        joined = "".join(texts)  # one check of every text at once; a non-str among them raises
-    except TypeError:
-        return None
-    if (not joined.isascii() or not joined.isprintable() or max(map(len, texts)) > MAX_TEXT_BYTES
-            or not device.strip() or not channel.strip() or (kind is not None and not kind.strip())):
-        return None
-    meta = _checked_fields(SignalMeta, {"device_id": device, "channel": channel, "tags": dict(tags),
+    if not checked:
+        texts = [device, channel, *tags, *tags.values()]
+        if kind is not None:
+            texts.append(kind)
+        try:
+            joined = "".join(texts)  # one check of every text at once; a non-str among them raises
+        except TypeError:
+            return None
+        if (not joined.isascii() or not joined.isprintable() or max(map(len, texts)) > MAX_TEXT_BYTES
+                or not device.strip() or not channel.strip() or (kind is not None and not kind.strip())):
+            return None
+        if len(_CHECKED_METAS) >= _CHECKED_METAS_MAX:
+            _CHECKED_METAS.clear()
+        _CHECKED_METAS.add(checked_key)
+    return _checked_fields(SignalMeta, {"device_id": device, "channel": channel, "tags": dict(tags),
                                         "true_kind": kind})
-    if len(_KNOWN_METAS) >= _KNOWN_METAS_MAX:
-        _KNOWN_METAS.clear()
-    _KNOWN_METAS[cache_key] = meta
-    return meta
 
 
 def _checked_fields(cls: type[T], fields: dict[str, Any]) -> T:

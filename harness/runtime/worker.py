@@ -103,6 +103,7 @@ class WorkerRuntime:
             self._best_effort(lambda: self._transport.beat(self._heartbeat("stopped")))
             if not self._lease_lost:
                 self._best_effort(self._transport.release_lease)
+            self._transport.release()
             self._observer.lease_changed(False)
         log.info("worker stopped", extra={"worker": name, **vars(self.stats)})
         return self.stats

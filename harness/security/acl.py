@@ -19,8 +19,8 @@ CONNECTION = ("ping", "hello", "auth", "echo", "select", "client|setname", "clie
 SCRIPTS = ("evalsha", "script|load", "script|exists")  # redis-py runs registered scripts with these
 TRANSACTIONS = ("multi", "exec", "discard", "watch", "unwatch")
 
-WORKER_OWN = ("xadd", "xlen", "hset", "hget", "hmget", "hgetall", "hexists", "get", "set", "del", "incr", "pexpire",
-              "scan", "exists", "time", "subscribe", "unsubscribe")
+WORKER_OWN = ("xadd", "xlen", "hset", "hget", "hmget", "hgetall", "hexists", "get", "set", "del", "unlink", "incr",
+              "pexpire", "scan", "exists", "time", "subscribe", "unsubscribe")
 WORKER_INPUT = ("xreadgroup", "xack", "xgroup|create", "xpending", "xinfo|groups")  # its group: reads, never XADD
 PRODUCTION = ("xadd", "hset", "hsetnx", "publish")  # the commit script's writes, and --init-primary
 PRODUCER = ("xadd", "publish", "incrby", "hget", "hset", "hgetall", "xtrim", "xinfo|groups", "xinfo|stream",

@@ -101,6 +101,11 @@ class Transport(ABC):
     def reset(self) -> None:
         """Forget the read position after a lost connection, so pending entries are read again."""
 
+    def release(self) -> None:
+        """Give back what the runtime held of a client it may share with other runtimes (a read's own
+        connection): called when a runtime ends; the client stays open."""
+        return None  # nothing held by default
+
     @abstractmethod
     def close(self) -> None: ...
 

@@ -1,7 +1,8 @@
 """The store's clock, read locally: a Redis TIME round trip every RESYNC_S, not one per batch.
 
-Latencies and entry ids are on the Redis server's clock; a process corrects its own clock by the
-offset measured against the middle of the TIME round trip (the server read its clock about then).
+Latencies and entry ids are on the Redis server's clock; a process carries it forward with its monotonic
+clock from the offset measured against the middle of the TIME round trip (the server read its clock
+about then), so a step of the host's wall clock moves neither latencies nor duplicate-id windows.
 """
 
 from __future__ import annotations
@@ -31,9 +32,9 @@ class StoreClock:
         # stretches one, and its error would bias every latency for `resync_s`. Keep the shortest of a few.
         best_round_trip_s = math.inf
         for _ in range(SYNC_SAMPLES):
-            before = time.time()
+            before = time.monotonic()
             server_ms = self._server_time_ms()
-            after = time.time()
+            after = time.monotonic()
             if after - before < best_round_trip_s:
                 best_round_trip_s = after - before
                 self._offset_ms = server_ms - (before + after) * 500.0
@@ -42,5 +43,6 @@ class StoreClock:
         self._synced_at = now
 
     def now_ms(self) -> float:
-        """The store's time now, in ms, from the local clock and the last offset measured."""
-        return time.time() * 1000.0 + self._offset_ms
+        """The store's time now, in ms: the last measurement carried forward by the monotonic clock, which
+        a step of the host's wall clock (an NTP correction, an operator) does not move."""
+        return time.monotonic() * 1000.0 + self._offset_ms

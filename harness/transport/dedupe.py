@@ -3,8 +3,9 @@
 Ids are remembered in one hash per window of `ttl_s` seconds of the store's clock (field: signal id, value:
 the input entry it came on). A batch checks the current and the previous window, and writes its new ids to
 the current one, which expires when the next window ends: an id is remembered for at least `ttl_s` and at
-most twice that. A hash per window, rather than a key per id, makes the check two HMGETs and one HSET per
-batch instead of a SET per message (a fifth of the server time), and keeps no per-key expiry.
+most twice that. Each batch UNLINKs the window before the previous one, so a big hash is freed off Redis's
+main thread, where its expiry would stall every client. A hash per window, rather than a key per id, makes
+the check two HMGETs and one HSET per batch instead of a SET per message (a fifth of the server time).
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from harness.transport.redis_errors import translated
 
 CLOCK_RESYNC_S = 30.0
 
-# KEYS: 1 the current window's hash, 2 the previous window's.  ARGV: 1 milliseconds the current window
+# KEYS: 1 the current window's hash, 2 the previous window's, 3 the one before (freed now: UNLINK frees a
+# big hash off Redis's main thread, where its expiry would stall every client while it is deleted).
+# ARGV: 1 milliseconds the current window
 # must live on, then (signal id, entry id) pairs. Answers 1 where the id is new or was first seen on this very
 # entry (a redelivery), 0 where it came on another entry (also earlier in this batch).
 SEEN_IDS_SCRIPT = """
@@ -56,8 +59,9 @@ for i = 1, n do
 end
 if #writes > 0 then
   each_chunk(writes, function(...) redis.call('HSET', KEYS[1], ...) end)
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])  -- the backstop, should no batch come to unlink it
 end
+redis.call('UNLINK', KEYS[3])
 return verdicts
 """
 
@@ -72,19 +76,20 @@ class SeenIds:
         self._partition = partition
         self._script = client.register_script(SEEN_IDS_SCRIPT)
         self._clock = StoreClock(server_time_ms, CLOCK_RESYNC_S)
+        self._window = -1  # the latest window used: a resync that moves the clock back never reopens an older one
 
     def first_sightings(self, ids: Sequence[tuple[str, str]]) -> list[bool]:
         if not ids:
             return []
         self._clock.sync_if_due()
         now_s = self._clock.now_ms() / 1000.0
-        window = int(now_s // self._ttl_s)
+        window = self._window = max(int(now_s // self._ttl_s), self._window)
         lives_on_ms = max(int(((window + 2) * self._ttl_s - now_s) * 1000.0) + 1, 1)  # to the end of the next window
         args: list[str | int] = [lives_on_ms]
         for signal_id, entry_id in ids:
             args += (signal_id, entry_id)
         window_keys = [keys.scoped(keys.seen_ids_key(self._worker, at), self._partition)
-                       for at in (window, window - 1)]
+                       for at in (window, window - 1, window - 2)]
         with translated():
             verdicts = self._script(keys=window_keys, args=args)
         return [flag == 1 for flag in verdicts]

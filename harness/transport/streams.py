@@ -146,7 +146,11 @@ class StreamTransport(Transport):
         response = self._client.xreadgroup(
             self._group, self._consumer, {self._stream: self._pending_cursor}, count=1
         )
-        entries = response[0][1] if response else []
+        entries: list[Any]
+        if isinstance(response, dict):  # RESP3: {stream: [entries]}
+            entries = next(iter(response.values()), [[]])[0]
+        else:
+            entries = response[0][1] if response else []
         if not entries:
             return []
         entry_id, fields = entries[0]
@@ -208,6 +212,9 @@ class StreamTransport(Transport):
         self._reader.drop()  # what a request in flight delivered is pending now: read again from the start
         self._pending_cursor = "0"
         self._group_ready = False
+
+    def release(self) -> None:
+        self._reader.drop()
 
     def close(self) -> None:
         self._reader.drop()

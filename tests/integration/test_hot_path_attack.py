@@ -1,5 +1,5 @@
 """Attacks on the worker's hot path (6bac1dc) on a real redis-server: the read sent ahead, the windowed
-duplicate-id hashes and the store clock they hang on. xfail(strict) marks a bug shown, not yet fixed."""
+duplicate-id hashes and the store clock they hang on. Each bug they showed is fixed."""
 
 from __future__ import annotations
 
@@ -117,8 +117,6 @@ def test_a_connection_lost_with_a_read_ahead_in_flight_loses_and_doubles_nothing
     assert int(redis_client.xpending(stream, WORKER)["pending"]) == 0
 
 
-@pytest.mark.xfail(strict=True, reason="PrefetchingReader keeps its pool connection checked out after the "
-                                       "runtime ends: one leaked connection per partition runtime in a replica")
 def test_a_finished_runtime_gives_its_read_connection_back(redis_url: str, redis_client: redis.Redis) -> None:
     """Replicas share one client for every partition runtime and never close a transport (the client is
     shared): a runtime that ends must not hold a connection of the shared pool."""
@@ -159,8 +157,6 @@ def test_a_read_ahead_reply_is_understood_over_resp3(redis_url: str, redis_clien
     assert reply_entries(empty) == []
 
 
-@pytest.mark.xfail(strict=True, reason="pre-existing, not from 6bac1dc: _read_pending indexes the parsed "
-                                       "XREADGROUP reply as a list; over RESP3 redis-py returns a dict (KeyError)")
 def test_a_stream_transport_reads_over_resp3(redis_url: str, redis_client: redis.Redis) -> None:
     stream = "attack:resp3-pending"
     entries = fill(redis_client, stream, 20)
@@ -231,9 +227,6 @@ def test_a_one_second_ttl_remembers_an_id_across_the_boundary_and_redeliveries_p
     assert after_crash.first_sightings([("id-7", "99-0")]) == [False], "another entry: a duplicate"
 
 
-@pytest.mark.xfail(strict=True, reason="StoreClock.now_ms extrapolates with time.time(): a step back of the "
-                                       "host's clock between resyncs moves SeenIds to an older window, whose "
-                                       "hashes do not hold the ids just written")
 def test_a_step_back_of_the_hosts_clock_lets_no_duplicate_through(
         redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
     clock = ServerClock(redis_client)
@@ -255,9 +248,6 @@ def test_a_step_back_of_the_hosts_clock_lets_no_duplicate_through(
     assert seen.first_sightings([("dup", "2-0")]) == [False], "the same id on another entry is a duplicate"
 
 
-@pytest.mark.xfail(strict=True, reason="a window's hash (every id of ttl_s seconds) is deleted by expiry on "
-                                       "Redis's main thread (lazyfree-lazy-expire is off by default, as in the "
-                                       "deployment): ~0.4 s per million ids during which nothing is served")
 def test_an_old_window_is_freed_off_the_servers_main_thread(redis_client: redis.Redis) -> None:
     clock = ServerClock(redis_client)
     seen = SeenIds(redis_client, WORKER, 1, None, clock)

@@ -19,7 +19,7 @@ class SettableClock:
         self.server_ms = seconds * 1000.0 + micros / 1000.0
 
     def __call__(self) -> float:
-        return self.server_ms
+        return float(self.server_ms)
 
 
 def seen_ids(redis_client: redis.Redis, clock: SettableClock, ttl_s: int = 3600) -> SeenIds:
