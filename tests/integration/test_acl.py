@@ -20,7 +20,7 @@ from harness.embedded_redis import EmbeddedRedis
 from harness.partitions import all_partitions
 from harness.transport import keys
 from harness.transport.roles import read_roles
-from tests.support.processes import ROOT, start_harness, start_worker
+from tests.support.processes import ROOT, start_harness, start_worker, stop
 
 SIGNALS = 150
 USERS = "legacy=harness-legacy,candidate=harness-candidate"
@@ -62,8 +62,13 @@ def create_users(server: EmbeddedRedis) -> dict[str, str]:
 
 
 def run_to_idle(*processes: subprocess.Popen[bytes]) -> None:
-    for process in processes:
-        assert process.wait(timeout=120) == 0, f"{process.args!r} failed"
+    try:
+        for process in processes:
+            # args[:4]: the command without its --redis-url, which carries the user's password
+            assert process.wait(timeout=120) == 0, f"{process.args[:4]!r} failed"
+    finally:
+        for process in processes:  # a failure must not leave a worker retrying against a server that is gone
+            stop(process)
 
 
 def produce_and_process(urls: dict[str, str], seed: int, tmp_path: Path, *legacy_args: str) -> None:
