@@ -217,7 +217,7 @@ class StreamTransport(Transport):
         self._reader.drop()
 
     def close(self) -> None:
-        self._reader.drop()
+        self.release()
         self._client.close()
 
     def beat(self, heartbeat: Heartbeat) -> None:
