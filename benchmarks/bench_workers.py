@@ -15,6 +15,7 @@ import argparse
 import cProfile
 import dataclasses
 import json
+import statistics
 import subprocess
 import sys
 import time
@@ -31,6 +32,7 @@ from harness.clustering import Assignment, ClusteringAlgorithm, WorkerContext
 from harness.contracts import SignalReceived, encode_signal
 from harness.embedded_redis import EmbeddedRedis
 from harness.producer.synthetic import generate_signals
+from harness.runtime.heap import freeze_startup_heap
 from harness.runtime.loader import load_algorithm
 from harness.runtime.worker import RuntimeSettings, WorkerRuntime
 from harness.transport import keys
@@ -119,8 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workers", default=",".join(WORKERS),
                         help="comma-separated subset of raw,null,candidate,legacy")
     parser.add_argument("--runs", type=int, default=3,
-                        help="drains of raw, null and the candidate (fresh consumer groups each); the best is kept. "
-                             "Legacy is drained once")
+                        help="rounds of raw, null and candidate drains, alternating (fresh consumer groups each); "
+                             "the best and the median are reported. Legacy is drained once")
     parser.add_argument("--profile", metavar="DIR", help="write a cProfile .pstats per worker into DIR")
     parser.add_argument("--drain", choices=WORKERS, help=argparse.SUPPRESS)  # internal: the child process
     parser.add_argument("--name", help=argparse.SUPPRESS)
@@ -140,8 +142,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         fill_s = fill(client, args.signals, args.samples)
         print(f"filled {INPUT_STREAM}: {client.xlen(INPUT_STREAM):,} signals x {args.samples:,} samples "
               f"in {fill_s:.1f} s ({client.info('memory')['used_memory_human']} in Redis)", flush=True)
-        for kind in chosen:
-            for run in range(1 if kind == "legacy" else max(args.runs, 1)):
+        # Rounds alternate the workers (raw, null, candidate, raw, ...): this machine's speed drifts by up to
+        # 1.5x within minutes, and a ratio of two drains taken far apart moves with it.
+        for run in range(max(args.runs, 1)):
+            for kind in chosen:
+                if kind == "legacy" and run > 0:
+                    continue
                 name = kind if run == 0 else f"{kind}-{run + 1}"  # a fresh group, results stream and state
                 child = drain_in_child(kind, name, server.url, args.batch_size, args.profile)
                 child["results"] = int(client.xlen(keys.results_stream(name)))
@@ -156,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         client.close()
 
     print()
-    print(f"best of runs; 'check' = {args.signals:,} results and no dead letters")
+    print(f"best of the rounds; 'check' = {args.signals:,} results and no dead letters")
     print(f"{'worker':<10} {'signals/s':>10} {'seconds':>8} {'results':>8} {'dead':>5} {'check':>6}  runs (signals/s)  "
           f"outcomes")
     for name, row in figures.items():
@@ -166,15 +172,24 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{row['dead_letters']:>5} {check:>6}  {runs:<16}  {row['by_outcome']}")
     summary: dict[str, float | None] = {f"{name}_sps": round(figures[name]["sps"], 1) if name in figures else None
                                         for name in WORKERS}
+    medians = {name: statistics.median(row["runs"]) for name, row in figures.items()}
     null_sps, candidate_sps, raw_sps = summary["null_sps"], summary["candidate_sps"], summary["raw_sps"]
     summary["candidate_vs_null"] = round(candidate_sps / null_sps, 3) if null_sps and candidate_sps else None
     summary["null_vs_raw"] = round(null_sps / raw_sps, 3) if null_sps and raw_sps else None
+    summary["candidate_vs_null_median"] = _ratio(medians, "candidate", "null")
+    summary["null_vs_raw_median"] = _ratio(medians, "null", "raw")
+    print(f"medians of the rounds: candidate/null {summary['candidate_vs_null_median']}, "
+          f"null/raw {summary['null_vs_raw_median']}")
     if candidate_sps is not None:
         ok = candidate_sps >= CANDIDATE_TARGET_SPS and (summary["candidate_vs_null"] or 0) >= CANDIDATE_TARGET_VS_NULL
         print(f"\ncandidate target (>= {CANDIDATE_TARGET_SPS:,.0f}/s and >= {CANDIDATE_TARGET_VS_NULL} x null): "
               f"{'met' if ok else 'MISSED'}")
     print(json.dumps(summary))
     return 0
+
+
+def _ratio(medians: dict[str, float], top: str, bottom: str) -> float | None:
+    return round(medians[top] / medians[bottom], 3) if medians.get(top) and medians.get(bottom) else None
 
 
 # --- child: host one worker on the pre-filled stream ---------------------------------------------------
@@ -195,6 +210,7 @@ def drain(kind: str, name: str, url: str, batch_size: int, profile_dir: str | No
     profiler = cProfile.Profile() if profile_dir else None
     if profiler:
         profiler.enable()
+    freeze_startup_heap()  # as `harness worker` does before its loop
     stats = runtime.run()
     if profiler:
         profiler.disable()
@@ -228,6 +244,7 @@ def drain_raw(kind: str, name: str, url: str, batch_size: int, profile_dir: str 
     client = redis.Redis.from_url(url)
     results, field = keys.results_stream(name), keys.PAYLOAD_FIELD  # names only
     client.xgroup_create(INPUT_STREAM, name, id="0", mkstream=True)
+    freeze_startup_heap()  # the process set up as a harness worker's is (a stdlib gc call), so loops compare
     profiler = cProfile.Profile() if profile_dir else None
     if profiler:
         profiler.enable()

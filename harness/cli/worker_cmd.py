@@ -14,6 +14,7 @@ from redis import Redis
 from harness.cli import options
 from harness.clustering import WorkerContext
 from harness.partitions import Partition, all_partitions
+from harness.runtime.heap import freeze_startup_heap
 from harness.runtime.loader import BUILTIN_WORKERS, declared_hyperparameters, load_algorithm
 from harness.runtime.logs import configure_logging
 from harness.runtime.replicas import ReplicaSettings, ReplicaSupervisor, RuntimeThread
@@ -131,6 +132,7 @@ def worker_command(
         serve(registry, metrics_host, metrics_port)  # a daemon thread: it ends with the process
     runtime = WorkerRuntime(transport, algorithm, settings, observer)
     runtime.install_signal_handlers()
+    freeze_startup_heap()
     runtime.run()
     if runtime.lease_lost:
         raise SystemExit(f"harness worker: {worker_name} stopped: another copy took over its lease")
@@ -161,6 +163,7 @@ def run_replica(spec: str, client: Redis, settings: RuntimeSettings, partitions:
         RedisMembership(client, name), lambda partition: RuntimeThread(partition, runtime_for))
     signal.signal(signal.SIGTERM, replica.request_stop)
     signal.signal(signal.SIGINT, replica.request_stop)
+    freeze_startup_heap()
     replica.run()
 
 
