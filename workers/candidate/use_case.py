@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from workers.candidate.domain.features import DEVICE_ID
 from workers.candidate.domain.model import BatchClustered, PreparedBatch, SignalReceived
 from workers.candidate.ports import (
     ClusterIdGenerator,
@@ -34,7 +35,7 @@ class ClusterSignal:
         runtime can safely retry its signals one by one.
         """
         try:
-            devices = {signal.meta.device_id for signal in signals}
+            devices = set(map(DEVICE_ID, signals))
             batch = self._clustering.prepare(signals, {device: self._repo.get_reference(device) for device in devices})
             for device_id, reference in batch.references.items():
                 self._repo.set_reference(device_id, reference)

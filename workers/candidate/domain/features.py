@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from operator import attrgetter
 
 import numpy as np
 import numpy.typing as npt
@@ -24,6 +25,7 @@ from workers.candidate.domain.windows import tiled_window_sums
 Indices = npt.NDArray[np.intp]
 
 
+DEVICE_ID = attrgetter("meta.device_id")  # a signal's device, in one C call
 LAGS = 4  # same-device predecessors each signal is screened against at once; a further one costs a call
 
 
@@ -32,7 +34,7 @@ def prepare_batch(
 ) -> PreparedBatch:
     """`references` holds each device's reference before the batch; the result says which moved."""
     smoothed, negatives = smooth_ragged(signals, settings)
-    device_ids = [signal.meta.device_id for signal in signals]
+    device_ids = list(map(DEVICE_ID, signals))
     declined = {i: f"negative voltage: {count} samples below 0" for i, count in enumerate(negatives) if count}
     screen = Screen(smoothed, device_ids, references, declined)
     anomalies, against, moved = screen.run(settings.noise_threshold)
@@ -116,8 +118,11 @@ class Screen:
         """Each anomaly's deviation from what it was screened against, summarised (`profile_matrix`)."""
         result = np.empty((len(anomalies), PROFILE_SIZE))
         by_length: dict[int, list[int]] = {}
-        for k, index in enumerate(anomalies):
-            by_length.setdefault(self._lengths[index], []).append(k)
+        if anomalies and min(self._lengths) == max(self._lengths):  # one length: one group
+            by_length[self._lengths[0]] = list(range(len(anomalies)))
+        else:
+            for k, index in enumerate(anomalies):
+                by_length.setdefault(self._lengths[index], []).append(k)
         rows, references = np.array(anomalies, dtype=np.intp), np.array(against, dtype=np.intp)
         for length, chosen in by_length.items():
             picked = np.array(chosen, dtype=np.intp)
@@ -213,7 +218,7 @@ def flat_reference_scores(
             needy.add(device_id)
     medians = [math.nan] * len(device_ids)
     scores = [math.nan] * len(device_ids)
-    chosen = [i for i, device_id in enumerate(device_ids) if device_id in needy]
+    chosen = [i for i, device_id in enumerate(device_ids) if device_id in needy] if needy else []
     if chosen:
         part = smoothed if len(chosen) == len(device_ids) else smoothed.take(chosen)
         median = part.medians()
@@ -230,8 +235,9 @@ def smooth_ragged(signals: Sequence[SignalReceived], settings: Settings) -> tupl
     The windows are summed in float64 with the arithmetic of `np.add.reduceat` (windows.py), exactly as
     legacy sums each signal's.
     """
-    lengths: Indices = np.array([s.samples.shape[0] for s in signals], dtype=np.intp)
-    flat = np.concatenate([s.samples for s in signals], dtype=np.float64) if signals else np.empty(0)
+    arrays = [signal.samples for signal in signals]
+    lengths: Indices = np.fromiter(map(len, arrays), np.intp, len(arrays))
+    flat = np.concatenate(arrays, dtype=np.float64) if arrays else np.empty(0)
     negatives = [0] * len(signals)
     if settings.negative_voltage is NegativeVoltage.REJECT and signals:
         starts = np.cumsum(lengths) - lengths
