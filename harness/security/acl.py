@@ -21,8 +21,7 @@ TRANSACTIONS = ("multi", "exec", "discard", "watch", "unwatch")
 
 WORKER_OWN = ("xadd", "xlen", "hset", "hget", "hmget", "hgetall", "hexists", "get", "set", "del", "unlink", "incr",
               "pexpire", "scan", "exists", "time", "subscribe", "unsubscribe")
-# Its group: reads, never XADD; XREAD (no group) only waits for new entries and claims none (fenced_read.py).
-WORKER_INPUT = ("xreadgroup", "xread", "xack", "xgroup|create", "xpending", "xinfo|groups")
+WORKER_INPUT = ("xreadgroup", "xack", "xgroup|create", "xpending", "xinfo|groups")  # its group: reads, never XADD
 PRODUCTION = ("xadd", "hset", "hsetnx", "publish")  # the commit script's writes, and --init-primary
 PRODUCER = ("xadd", "publish", "incrby", "hget", "hset", "hgetall", "xtrim", "xinfo|groups", "xinfo|stream",
             "xpending", "xrange", "time")

@@ -15,11 +15,12 @@ import redis
 from harness.partitions import Partition
 from harness.transport import keys
 from harness.transport.base import Heartbeat
-from harness.transport.errors import LeaseHeld, StateVersionMismatch
+from harness.transport.errors import LeaseHeld, StateVersionMismatch, TransportFenced
 from harness.transport.redis_errors import translated
 from harness.transport.replies import text
 
 DRAIN = "drain"  # the control flag's value that asks a worker to finish its batch and exit
+READ_MARGIN_MS = 1000  # a read is sent only while the lease outlives its wait by this much (a quarter TTL at most)
 
 ACQUIRE_SCRIPT = """
 -- KEYS: 1 lease, 2 token counter. ARGV: 1 holder ('host pid'), 2 ttl ms, 3 holder we may replace
@@ -94,6 +95,9 @@ class RedisControl:
         self._renew = client.register_script(RENEW_SCRIPT)
         self._lease_value = ""  # '<token> <host> <pid>' while we hold the lease
         self._lease_ttl_ms = 0
+        # When the last acquire or renewal that Redis accepted was sent (monotonic clock): the lease
+        # lasts at least until then plus its TTL, whatever this process did since (paused or not).
+        self._lease_sent_at = 0.0
 
     @property
     def lease_value(self) -> str:
@@ -131,10 +135,12 @@ class RedisControl:
             with translated():
                 current = text(self._client.get(lease_keys[0]) or b"").partition(" ")[2]
                 verdict = holder_verdict(current, me) if current else "unknown"
+                sent_at = time.monotonic()
                 token, _ = self._acquire(keys=lease_keys, args=[me, ttl_ms, current if verdict == "replace" else ""])
             if int(token) > 0:
                 self._lease_value = f"{int(token)} {me}"
                 self._lease_ttl_ms = ttl_ms
+                self._lease_sent_at = sent_at
                 return int(token)
             if verdict == "alive" or time.monotonic() >= deadline:
                 host, _, pid = current.rpartition(" ")
@@ -148,9 +154,30 @@ class RedisControl:
     def renew_lease(self) -> bool:
         if not self._lease_value:
             return False
+        sent_at = time.monotonic()
         with translated():
             kept = self._renew(keys=[self.lease_key], args=[self._lease_value, self._lease_ttl_ms])
+        if kept:  # the lease keeper's thread renews too: keep the later of two renewals
+            self._lease_sent_at = max(self._lease_sent_at, sent_at)
         return bool(kept)
+
+    def read_window_ms(self, block_ms: int) -> int:
+        """How long a read of new entries sent now may wait for them: at most `block_ms`, and never past the
+        end of this copy's lease less a margin for the request's trip, so Redis hands entries to this copy
+        only while it holds the lease. A lease that ends too soon is renewed first; TransportFenced if
+        another copy holds it now (this one was paused past its TTL). Without a lease: `block_ms`.
+
+        Why: entries claimed after the new owner re-read the consumer's pending entries would stay pending,
+        unanswered, and get no production result once the owner's production watermark passed them."""
+        if not self._lease_value:
+            return block_ms
+        margin_ms = min(READ_MARGIN_MS, self._lease_ttl_ms / 4)
+        if self._lease_left_ms() < block_ms + margin_ms and not self.renew_lease():
+            raise TransportFenced(f"worker {self._worker!r} lost its lease to another copy: read refused")
+        return max(0, min(block_ms, int(self._lease_left_ms() - margin_ms)))
+
+    def _lease_left_ms(self) -> float:
+        return (self._lease_sent_at - time.monotonic()) * 1000 + self._lease_ttl_ms
 
     def release_lease(self) -> None:
         if self._lease_value:

@@ -1,5 +1,5 @@
 """XREADGROUP on a connection of its own, one request sent ahead: Redis gathers the next chunk while the
-reader's process works on the current one (the comparator reads this way; the worker sends its fenced read)."""
+reader's process works on the current one (the worker's runtime and the comparator both read this way)."""
 
 from __future__ import annotations
 
@@ -26,28 +26,21 @@ class PrefetchingReader:
     def in_flight(self) -> bool:
         return self._sent
 
-    def _pool_for(self, key: str) -> Any:
+    def _pool_for(self, streams: list[str]) -> Any:
         pool = getattr(self._client, "connection_pool", None)
         if pool is not None:
             return pool
-        # A Redis Cluster: the keys of one partition share a slot, so one node serves the request. Asked
+        # A Redis Cluster: the streams of one partition share a slot, so one node serves the request. Asked
         # again after each drop, so that after a failover the request goes to the slot's new master.
         cluster: Any = self._client
-        return cluster.get_redis_connection(cluster.get_node_from_key(key)).connection_pool
+        return cluster.get_redis_connection(cluster.get_node_from_key(streams[0])).connection_pool
 
     def read(self, group: str, consumer: str, streams: list[str], count: int, block_ms: int | None) -> Any:
         """The reply to the request in flight, or to one sent now."""
         if not self._sent:
             self.send(group, consumer, streams, count, block_ms)
-        return self.reply()
-
-    def reply(self) -> Any:
-        """The reply to the request in flight (one must be)."""
         try:
             reply = self._connection.read_response()
-        except redis.ResponseError:
-            self._sent = False  # an error reply was read whole: the connection is still in step
-            raise
         except BaseException:
             self.drop()
             raise
@@ -56,19 +49,15 @@ class PrefetchingReader:
 
     def send(self, group: str, consumer: str, streams: list[str], count: int, block_ms: int | None) -> None:
         """Send the next request now (`block_ms` None: answer at once, even empty); read() returns its reply."""
-        blocking = () if block_ms is None else ("BLOCK", block_ms)
-        self.send_command(streams[0], "XREADGROUP", "GROUP", group, consumer, "COUNT", count, *blocking,
-                          *self._noack, "STREAMS", *streams, *([">"] * len(streams)))
-
-    def send_command(self, key: str, *args: Any) -> None:
-        """Send any command (`key` names its slot in a cluster) unless one is in flight; reply() returns its reply."""
         if self._sent:
             return
         if self._connection is None:
-            self._pool = self._pool_for(key)
+            self._pool = self._pool_for(streams)
             self._connection = self._pool.get_connection()
+        blocking = () if block_ms is None else ("BLOCK", block_ms)
         try:
-            self._connection.send_command(*args)
+            self._connection.send_command("XREADGROUP", "GROUP", group, consumer, "COUNT", count, *blocking,
+                                          *self._noack, "STREAMS", *streams, *([">"] * len(streams)))
         except BaseException:
             self.drop()
             raise

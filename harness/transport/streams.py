@@ -19,9 +19,9 @@ from harness.transport import keys
 from harness.transport.base import Backlog, CommitBatch, CommitOutcome, Delivery, Heartbeat, Transport
 from harness.transport.control import RedisControl
 from harness.transport.dedupe import SeenIds
-from harness.transport.errors import TransportError, TransportFenced
-from harness.transport.fenced_read import FencedReader
+from harness.transport.errors import TransportError
 from harness.transport.fencing import COMMIT_SCRIPT
+from harness.transport.prefetch import PrefetchingReader, reply_entries
 from harness.transport.redis_errors import classify_redis_error, translated
 from harness.transport.replies import server_time_ms, text
 
@@ -73,8 +73,7 @@ class StreamTransport(Transport):
         self._commit = client.register_script(COMMIT_SCRIPT)
         self._seen_ids = SeenIds(client, worker, dedupe_ttl_s, partition, self.server_time_ms)
         self._control = RedisControl(client, worker, partition)
-        self._reader = FencedReader(client, self._stream, self._group, self._consumer, self._control.lease_key,
-                                    lambda: self._control.lease_value)
+        self._reader = PrefetchingReader(client)
 
     @property
     def results_stream(self) -> str:
@@ -88,16 +87,6 @@ class StreamTransport(Transport):
         return keys.scoped(key, self._partition)
 
     def read(self, count: int, block_ms: int) -> list[Delivery]:
-        try:
-            return self._read_translated(count, block_ms)
-        except TransportFenced:
-            # As for a commit: the lease may only have expired while the store was away, with no one
-            # taking it; renewing re-establishes it then, and refuses if another copy holds it.
-            if not self._control.renew_lease():
-                raise
-            return self._read_translated(count, block_ms)
-
-    def _read_translated(self, count: int, block_ms: int) -> list[Delivery]:
         with translated():
             try:
                 return self._read(count, block_ms)
@@ -117,28 +106,37 @@ class StreamTransport(Transport):
             if pending:
                 return pending
             self._pending_cursor = None
-        # Fenced (harness.transport.fenced_read): a copy that lost its lease claims no new entry, so none
-        # becomes pending for the shared consumer behind the back of the copy that owns it now.
-        deliveries = self._deliveries(self._reader.read(count, block_ms))
+        streams = [self._stream]
+        if self._reader.in_flight:
+            deliveries = self._deliveries(self._reader.read(self._group, self._consumer, streams, count, None))
+            if deliveries:
+                self._read_ahead(len(deliveries), count)
+                return deliveries
+        # Fenced by the lease's time (RedisControl.read_window_ms): the wait ends before the lease can.
+        block_ms = self._control.read_window_ms(max(block_ms, 0))
+        reply = self._reader.read(self._group, self._consumer, streams, count, block_ms if block_ms > 0 else None)
+        deliveries = self._deliveries(reply)
         self._read_ahead(len(deliveries), count)
         return deliveries
 
     def take_read_ahead(self) -> list[Delivery]:
+        if not self._reader.in_flight:
+            return []
         with translated():
-            return self._deliveries(self._reader.take())
+            return self._deliveries(self._reader.read(self._group, self._consumer, [self._stream], 0, None))
 
     def _read_ahead(self, got: int, count: int) -> None:
         # A full batch means a backlog: ask for the next one now, so Redis gathers it while this process
-        # works on the batch in hand. Its entries are pending for this consumer from then on, as any read's;
-        # the request is the fenced read, checked against the lease when Redis runs it.
+        # works on the batch in hand. Its entries are pending for this consumer from then on, as any read's.
         if got >= count:
-            self._reader.send(count)
+            self._control.read_window_ms(0)  # answered at once, so only while the lease holds (or fenced)
+            self._reader.send(self._group, self._consumer, [self._stream], count, None)
 
     @staticmethod
-    def _deliveries(entries: list[Any]) -> list[Delivery]:
+    def _deliveries(reply: Any) -> list[Delivery]:
         payload_field = keys.PAYLOAD_FIELD
         deliveries = []
-        for entry_id, fields in entries:  # runs once per message: kept lean
+        for entry_id, fields in reply_entries(reply):  # runs once per message: kept lean
             entry = entry_id.decode()
             payload = fields[1] if fields and fields[0] == payload_field else _field(fields, payload_field)
             deliveries.append(Delivery(entry, payload, float(entry.split("-", 1)[0])))
@@ -147,10 +145,7 @@ class StreamTransport(Transport):
     def _read_pending(self) -> list[Delivery]:
         # One entry at a time: a read counts as a delivery for every entry it returns, so reading
         # the whole batch again would blame the neighbours of a message that kills the process.
-        # Not fenced: reading this consumer's own pending entries (from id 0) claims nothing new and moves
-        # nothing between consumers; they stay pending for the one consumer name the copies share, where the
-        # lease holder finds them. A stale copy can at most add one to one entry's delivery count before its
-        # commit (or its next new-entry read) is refused.
+        # Not fenced by the lease: it re-reads this consumer's own pending entries and claims nothing new.
         assert self._pending_cursor is not None
         response = self._client.xreadgroup(
             self._group, self._consumer, {self._stream: self._pending_cursor}, count=1

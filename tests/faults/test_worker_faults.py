@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable
 
 import pytest
@@ -97,3 +98,32 @@ def test_second_copy_of_a_worker_is_refused_and_the_first_carries_on(stack: Faul
     assert len(lines) == 1 and f"pid {first.pid}" in lines[0] and "already running" in lines[0], lines
     assert first.poll() is None
     assert figures.lost == 0 and figures.doubled == 0 and figures.production == 200
+
+
+def test_copy_paused_past_its_ttl_wakes_up_and_stops_without_claiming(stack: FaultStack,
+                                                                      figure: Callable[[str], None]) -> None:
+    """SIGSTOP, the lease expires, a new copy takes over and answers; SIGCONT: the old copy stops with one
+    line and claims no entry (README, "One live consumer per worker name")."""
+    paused = stack.worker("solo", BY_DEVICE, "--init-primary", "--lease-ttl", "1", label="solo-paused")
+    produced(stack, 100, seed=4)
+    wait_for(lambda: result_count(stack.client, "solo") >= 100, 60, "the first copy's results", [paused])
+    paused.send_signal(signal.SIGSTOP)
+    try:
+        wait_for(lambda: not stack.client.exists(keys.lease_key("solo")), 30, "the paused copy's lease to expire")
+        owner = stack.worker("solo", BY_DEVICE, "--lease-ttl", "1", label="solo-owner")
+        produced(stack, 100, seed=5)
+        wait_for(lambda: result_count(stack.client, "solo") >= 200, 60, "the new owner's results", [owner])
+    finally:
+        paused.send_signal(signal.SIGCONT)
+    code = paused.wait(timeout=60)
+    produced(stack, 100, seed=6)
+    wait_for(lambda: result_count(stack.client, "solo") >= 300, 60, "results after the wake-up", [owner])
+    figures = count_figures(stack.client, ["solo"])
+    figures.extra["paused_copy_exit"] = code
+    figures.extra["pending"] = int(stack.client.xpending(keys.DEFAULT_INPUT_STREAM, "solo")["pending"])
+    figure(figures.line("paused-copy"))
+    lines = stack.log("solo-paused").read_text().strip().splitlines()
+    assert code != 0 and "another copy took over its lease" in lines[-1], lines[-3:]
+    assert owner.poll() is None
+    assert figures.lost == 0 and figures.doubled == 0 and figures.production == 300
+    assert figures.extra["pending"] == 0

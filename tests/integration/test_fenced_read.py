@@ -1,5 +1,6 @@
-"""Reads are fenced like commits, on a real redis-server: a copy of a worker that lost its lease claims no
-new entry (plainly or through its read sent ahead), so every entry still gets its production result."""
+"""Reads are bounded by the lease, on a real redis-server: a copy of a worker paused past its TTL sends no read
+once it wakes (plain, blocking or sent ahead) unless it can renew its lease, so it claims no entry behind the
+new owner's back and every entry still gets its production result."""
 
 from __future__ import annotations
 
@@ -9,14 +10,18 @@ from collections.abc import Callable, Iterator
 import pytest
 import redis
 
+from harness.runtime.worker import RuntimeSettings, WorkerRuntime
 from harness.transport import keys
 from harness.transport.base import CommitBatch, Delivery
+from harness.transport.control import RedisControl
 from harness.transport.errors import TransportFenced
 from harness.transport.streams import StreamTransport
 from tests.support.processes import wait_for
+from tests.unit.test_runtime import Labeller
 
 WORKER = "fenced"
 LEASE = keys.lease_key(WORKER)
+SHORT_TTL_S = 0.3  # the paused copy's lease, so that it expires within the test
 
 
 def fill(client: redis.Redis, count: int, stream: str = keys.DEFAULT_INPUT_STREAM) -> list[str]:
@@ -40,10 +45,9 @@ def drain(transport: StreamTransport, count: int = 10) -> list[str]:
     return done
 
 
-def take_over(client: redis.Redis, owner: StreamTransport) -> None:
-    """The first copy paused past its TTL: its lease expired and `owner` acquired the worker's lease."""
-    client.delete(LEASE)
-    assert owner.acquire_lease(ttl_s=30.0, wait_s=0.0) > 0
+def expire(client: redis.Redis) -> None:
+    """The lease's holder is paused (no lease keeper runs in these tests) until its lease expires."""
+    wait_for(lambda: not client.exists(LEASE), 10, "the paused copy's lease to expire")
 
 
 @pytest.fixture(params=[2, 3], ids=["resp2", "resp3"])
@@ -60,24 +64,21 @@ def leased(protocol_url: str) -> Iterator[StreamTransport]:
     transport.close()
 
 
-def test_a_copy_that_lost_its_lease_claims_nothing_and_the_owner_answers_every_entry_in_production(
+def test_a_copy_paused_past_its_ttl_claims_nothing_and_the_owner_answers_every_entry_in_production(
         redis_client: redis.Redis, protocol_url: str) -> None:
     stale_client, owner_client = redis.Redis.from_url(protocol_url), redis.Redis.from_url(protocol_url)
     stale, owner = StreamTransport(stale_client, WORKER), StreamTransport(owner_client, WORKER)
     try:
         first = fill(redis_client, 20)
-        stale.acquire_lease(ttl_s=30.0, wait_s=0.0)
+        stale.acquire_lease(ttl_s=SHORT_TTL_S, wait_s=0.0)
         assert stale.claim_primary_if_unset()
         assert [d.entry_id for d in stale.read(10, 0)] == first[:10], "a full batch: the next is read ahead"
-        take_over(redis_client, owner)
-        assert drain(owner) == first, "the owner's takeover scan finds what the stale copy had claimed"
+        expire(redis_client)
+        assert owner.acquire_lease(ttl_s=30.0, wait_s=0.0) > 0
+        assert drain(owner) == first, "the owner's takeover scan finds all the paused copy had claimed"
         later = fill(redis_client, 20)
-        # The stale copy wakes up: the reply it had in hand was claimed while it held the lease ...
-        assert [d.entry_id for d in stale.read(10, 0)] == first[10:]
-        # ... but the read it sent ahead then, and any read since, is refused and claims nothing.
-        with pytest.raises(TransportFenced):
-            stale.take_read_ahead()
-        assert pending(redis_client) == 0
+        # The paused copy wakes up: whether its read sent ahead came back or not, it sends no read, since
+        # its lease ran out and cannot be renewed, and it claims nothing.
         with pytest.raises(TransportFenced):
             stale.read(10, 0)
         with pytest.raises(TransportFenced):
@@ -92,17 +93,13 @@ def test_a_copy_that_lost_its_lease_claims_nothing_and_the_owner_answers_every_e
     assert published == first + later, "every entry gets exactly one production result"
 
 
-def test_a_read_sent_ahead_after_the_lease_moved_is_refused_when_redis_runs_it(
-        redis_client: redis.Redis, leased: StreamTransport) -> None:
-    fill(redis_client, 30)
-    leased.read(10, 0)
-    leased.take_read_ahead()
-    assert pending(redis_client) == 20
-    redis_client.set(LEASE, "99 other-host 1")
-    leased._read_ahead(10, 10)  # the runtime's request sent ahead, as after a full batch
-    with pytest.raises(TransportFenced):
-        leased.take_read_ahead()
-    assert pending(redis_client) == 20
+def test_a_read_never_waits_past_the_lease_less_a_margin(redis_client: redis.Redis) -> None:
+    control = RedisControl(redis_client, WORKER)
+    assert control.read_window_ms(60_000) == 60_000, "no lease: no bound"
+    control.acquire_lease(ttl_s=2.0, wait_s=0.0)
+    window = control.read_window_ms(60_000)
+    assert 0 < window <= 2_000 - 500, "a quarter of a 2 s TTL is kept for the request's trip"
+    assert control.read_window_ms(100) == 100
 
 
 def run_in_thread(action: Callable[[], list[Delivery]]) -> tuple[threading.Thread, list[list[Delivery]]]:
@@ -140,21 +137,30 @@ def test_a_copy_without_a_lease_reads_as_before_whoever_holds_the_lease(redis_cl
         transport.close()
 
 
-def test_a_lease_that_expired_with_no_one_taking_it_is_renewed_by_the_read(
-        redis_client: redis.Redis, leased: StreamTransport) -> None:
-    entries = fill(redis_client, 5)
-    held = redis_client.get(LEASE)
-    redis_client.delete(LEASE)  # the store was away longer than the TTL
-    assert [d.entry_id for d in leased.read(10, 0)] == entries
-    assert redis_client.get(LEASE) == held
+def test_a_lease_that_expired_with_no_one_taking_it_is_renewed_before_the_read(
+        redis_client: redis.Redis, protocol_url: str) -> None:
+    transport = StreamTransport(redis.Redis.from_url(protocol_url), WORKER)
+    try:
+        transport.acquire_lease(ttl_s=SHORT_TTL_S, wait_s=0.0)
+        held = redis_client.get(LEASE)
+        expire(redis_client)  # paused, or the store was away, longer than the TTL
+        entries = fill(redis_client, 5)
+        assert [d.entry_id for d in transport.read(10, 0)] == entries
+        assert redis_client.get(LEASE) == held
+    finally:
+        transport.close()
 
 
-def test_a_server_that_forgot_the_script_is_given_it_again(redis_client: redis.Redis, leased: StreamTransport) -> None:
-    entries = fill(redis_client, 12)
-    assert [d.entry_id for d in leased.read(6, 0)] == entries[:6]  # the next six are read ahead
-    redis_client.script_flush()
-    assert [d.entry_id for d in leased.read(6, 0)] == entries[6:]
-    redis_client.script_flush()
-    assert [d.entry_id for d in leased.take_read_ahead()] == []
-    assert leased.read(6, 0) == []
-
+def test_a_copy_whose_lease_was_taken_while_it_was_paused_exits_without_claiming(
+        redis_client: redis.Redis, redis_url: str) -> None:
+    """The whole runtime: it stops on the refused read, as on a refused commit."""
+    fill(redis_client, 5)
+    transport = StreamTransport(redis.Redis.from_url(redis_url), WORKER)
+    transport.acquire_lease(ttl_s=SHORT_TTL_S, wait_s=0.0)
+    expire(redis_client)
+    redis_client.set(LEASE, "99 other-host 1")
+    runtime = WorkerRuntime(transport, Labeller(), RuntimeSettings(worker_name=WORKER, batch_size=10, block_ms=10,
+                                                                   lease_ttl_s=None))
+    runtime.run()
+    assert runtime.lease_lost
+    assert pending(redis_client) == 0

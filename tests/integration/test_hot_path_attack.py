@@ -19,7 +19,7 @@ from harness.security.acl import AclTarget, password_rule, user_rules
 from harness.transport import clock as clock_module
 from harness.transport import keys
 from harness.transport.dedupe import SeenIds
-from harness.transport.errors import TransportError, TransportFenced
+from harness.transport.errors import TransportError
 from harness.transport.prefetch import PrefetchingReader, reply_entries
 from harness.transport.streams import StreamTransport
 from tests.unit.test_runtime import Crash, Killer, Labeller, payload
@@ -151,7 +151,7 @@ def test_a_read_ahead_reply_is_understood_over_resp3(redis_url: str, redis_clien
         reader.drop()
         client.close()
     assert isinstance(first, dict), "a RESP3 map, not RESP2's list"
-    got = StreamTransport._deliveries(reply_entries(first)) + StreamTransport._deliveries(reply_entries(ahead))
+    got = StreamTransport._deliveries(first) + StreamTransport._deliveries(ahead)
     assert [d.entry_id for d in got] == entries
     assert [d.payload for d in got] == [payload(f"s-{index}") for index in range(20)]
     assert reply_entries(empty) == []
@@ -198,25 +198,6 @@ def test_the_worker_role_may_read_ahead_and_keep_windows_partitioned_or_not(
         assert transport.first_sightings(ids) == [True] * 20
         assert transport.first_sightings([("s-0", "1-1")]) == [False]
         transport.reset()  # drops the reader's connection, not the user's client
-
-
-def test_the_worker_role_may_read_fenced_wait_and_give_the_server_the_script_again(
-        worker_user: redis.Redis, redis_client: redis.Redis) -> None:
-    """The fenced read (harness/transport/fenced_read.py): EVALSHA, SCRIPT LOAD, the script's XINFO, XREAD BLOCK."""
-    entries = fill(redis_client, "attack:acl", 12)
-    redis_client.execute_command("ACL", "LOG", "RESET")
-    redis_client.script_flush()
-    transport = StreamTransport(worker_user, WORKER, input_stream="attack:acl")
-    transport.acquire_lease(ttl_s=30.0, wait_s=0.0)
-    try:
-        assert [d.entry_id for d in transport.read(6, 0) + transport.read(6, 0)] == entries
-        assert transport.read(6, 20) == [], "nothing new: the wait timed out"
-        redis_client.set(keys.lease_key(WORKER), "99 other-host 1")
-        with pytest.raises(TransportFenced):
-            transport.read(6, 0)
-    finally:
-        transport.close()
-    assert redis_client.execute_command("ACL", "LOG") == []
 
 
 # --- duplicate ids kept per window ------------------------------------------------------------------------
