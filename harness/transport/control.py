@@ -15,7 +15,7 @@ import redis
 from harness.partitions import Partition
 from harness.transport import keys
 from harness.transport.base import Heartbeat
-from harness.transport.errors import LeaseHeld, StateVersionMismatch, TransportFenced
+from harness.transport.errors import LeaseHeld, StateVersionMismatch, TransportFenced, TransportUnavailable
 from harness.transport.redis_errors import translated
 from harness.transport.replies import text
 
@@ -35,14 +35,17 @@ return {token, ''}
 """
 
 RENEW_SCRIPT = """
--- KEYS: 1 lease. ARGV: 1 our value, 2 ttl ms (0 releases)
+-- KEYS: 1 lease, 2 token counter. ARGV: 1 our value, 2 ttl ms (0 releases)
 local current = redis.call('GET', KEYS[1])
 if ARGV[2] == '0' then
   if current == ARGV[1] then redis.call('DEL', KEYS[1]) end
   return 1
 end
 if not current then
-  -- It expired while the store was away and nobody took it: no one else committed meanwhile.
+  -- It expired while the store was away and nobody took it: no one else committed meanwhile. Taken and
+  -- released since (a larger token) is refused: that holder re-read the pending entries and moved on.
+  local token = redis.call('GET', KEYS[2])
+  if token and token ~= string.sub(ARGV[1], 1, (string.find(ARGV[1], ' ', 1, true) or 0) - 1) then return 0 end
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
   return 1
 end
@@ -156,7 +159,8 @@ class RedisControl:
             return False
         sent_at = time.monotonic()
         with translated():
-            kept = self._renew(keys=[self.lease_key], args=[self._lease_value, self._lease_ttl_ms])
+            kept = self._renew(keys=[self.lease_key, self._lease_token_key],
+                               args=[self._lease_value, self._lease_ttl_ms])
         if kept:  # the lease keeper's thread renews too: keep the later of two renewals
             self._lease_sent_at = max(self._lease_sent_at, sent_at)
         return bool(kept)
@@ -172,9 +176,17 @@ class RedisControl:
         if not self._lease_value:
             return block_ms
         margin_ms = min(READ_MARGIN_MS, self._lease_ttl_ms / 4)
-        if self._lease_left_ms() < block_ms + margin_ms and not self.renew_lease():
-            raise TransportFenced(f"worker {self._worker!r} lost its lease to another copy: read refused")
-        return max(0, min(block_ms, int(self._lease_left_ms() - margin_ms)))
+        window_ms = self._lease_left_ms() - margin_ms
+        if window_ms < block_ms:
+            if not self.renew_lease():
+                raise TransportFenced(f"worker {self._worker!r} lost its lease to another copy: read refused")
+            # Looked at again after the renewal: a reply that came back late, or a pause once it came back,
+            # may leave less than the margin, and even a read that does not wait must not go out then.
+            window_ms = self._lease_left_ms() - margin_ms
+            if window_ms <= 0:
+                raise TransportUnavailable(f"worker {self._worker!r}: its lease renewal came back too late "
+                                           f"to read before the lease ends")
+        return min(block_ms, int(window_ms))
 
     def _lease_left_ms(self) -> float:
         return (self._lease_sent_at - time.monotonic()) * 1000 + self._lease_ttl_ms
@@ -182,7 +194,7 @@ class RedisControl:
     def release_lease(self) -> None:
         if self._lease_value:
             with translated():
-                self._renew(keys=[self.lease_key], args=[self._lease_value, 0])
+                self._renew(keys=[self.lease_key, self._lease_token_key], args=[self._lease_value, 0])
             self._lease_value = ""
 
     def bind_model_version(self, model_version: str, reset: bool) -> bytes | None:
