@@ -32,6 +32,7 @@ DEFAULT_MAX_DELIVERIES = 5  # an entry delivered this many times without an ack 
 CLOCK_RESYNC_S = 30.0  # how often the worker re-reads the store's clock to correct its own
 HEARTBEAT_EVERY_S = 1.0  # also how often the drain flag is checked
 MAX_BACKOFF_S = 5.0
+KEEPER_JOIN_S = 5.0  # how long a stopping runtime waits for a lease renewal in flight
 
 T = TypeVar("T")
 
@@ -339,4 +340,8 @@ class _LeaseKeeper(threading.Thread):
                 return
 
     def stop(self) -> None:
+        """Returns once no renewal is in flight (or after KEEPER_JOIN_S, if the store hangs): a renewal that
+        landed after the release would hold the lease again for a TTL, or report a false loss."""
         self._stop_event.set()
+        if self.is_alive() and self is not threading.current_thread():
+            self.join(timeout=KEEPER_JOIN_S)

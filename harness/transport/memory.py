@@ -63,6 +63,7 @@ class InMemoryBroker:
         self.heartbeats: dict[str, Heartbeat] = {}
         self.drain: set[str] = set()
         self.leases: dict[str, _Lease] = {}
+        self.last_tokens: dict[str, int] = {}  # per worker: the last lease token given (Redis's token counter)
         self.model_states: dict[str, tuple[str, bytes | None]] = {}  # worker -> (model version, snapshot)
         self._tokens = itertools.count(1)
         self._sequence = itertools.count(1)
@@ -222,6 +223,7 @@ class InMemoryTransport(Transport):
                     token = next(self._broker._tokens)
                     holder = f"{holder_identity()} #{id(self)}"  # one process may host several in tests
                     self._broker.leases[self._worker] = _Lease(token, holder, time.monotonic() + ttl_s)
+                    self._broker.last_tokens[self._worker] = token
                     self._lease_value = f"{token} {holder}"
                     self._lease_ttl_s = ttl_s
                     return token
@@ -237,6 +239,8 @@ class InMemoryTransport(Transport):
             if not self._lease_value or live_and_not_ours:
                 return False
             token, _, holder = self._lease_value.partition(" ")
+            if self._broker.last_tokens.get(self._worker) != int(token):
+                return False  # taken (and maybe released) by another copy since: as the Redis adapter refuses
             # Expired and untaken: re-establish it, as the Redis adapter does.
             self._broker.leases[self._worker] = _Lease(int(token), holder, time.monotonic() + self._lease_ttl_s)
             return True

@@ -205,6 +205,17 @@ def test_a_worker_that_lost_its_lease_cannot_commit() -> None:
     assert not broker.results.get(WORKER)
 
 
+def test_a_lease_taken_and_released_by_another_copy_is_not_renewed_by_the_first() -> None:
+    broker = InMemoryBroker()
+    stale = InMemoryTransport(broker, WORKER)
+    stale.acquire_lease(ttl_s=0.05, wait_s=0.0)
+    assert stale.renew_lease(), "expired and untaken: re-established"
+    other = InMemoryTransport(broker, WORKER)
+    other.acquire_lease(ttl_s=5.0, wait_s=1.0)  # waits out the first lease
+    other.release_lease()
+    assert not stale.renew_lease(), "the other copy moved on since: the first must not take the lease back"
+
+
 def test_the_runtime_holds_its_lease_while_running_and_releases_it_on_exit() -> None:
     broker = InMemoryBroker()
     feed(broker, 5)
