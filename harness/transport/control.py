@@ -165,11 +165,15 @@ class RedisControl:
             self._lease_sent_at = max(self._lease_sent_at, sent_at)
         return bool(kept)
 
-    def read_window_ms(self, block_ms: int) -> int:
+    def read_window_ms(self, block_ms: int, confirm: bool = False) -> int:
         """How long a read of new entries sent now may wait for them: at most `block_ms`, and never past the
         end of this copy's lease less a margin for the request's trip, so Redis hands entries to this copy
         only while it holds the lease. A lease that ends too soon is renewed first; TransportFenced if
         another copy holds it now (this one was paused past its TTL). Without a lease: `block_ms`.
+
+        `confirm` renews first whatever the local clock says (Redis itself checks the lease): the caller
+        says nothing fenced (a commit) ran since its last read, so the time since could hide a pause the
+        monotonic clock did not count (a virtual machine frozen with its clock).
 
         Why: entries claimed after the new owner re-read the consumer's pending entries would stay pending,
         unanswered, and get no production result once the owner's production watermark passed them."""
@@ -177,7 +181,7 @@ class RedisControl:
             return block_ms
         margin_ms = min(READ_MARGIN_MS, self._lease_ttl_ms / 4)
         window_ms = self._lease_left_ms() - margin_ms
-        if window_ms < block_ms:
+        if confirm or window_ms < block_ms:
             if not self.renew_lease():
                 raise TransportFenced(f"worker {self._worker!r} lost its lease to another copy: read refused")
             # Looked at again after the renewal: a reply that came back late, or a pause once it came back,

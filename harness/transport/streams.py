@@ -74,6 +74,9 @@ class StreamTransport(Transport):
         self._seen_ids = SeenIds(client, worker, dedupe_ttl_s, partition, self.server_time_ms)
         self._control = RedisControl(client, worker, partition)
         self._reader = PrefetchingReader(client)
+        # Whether the commit script checked our lease since the last read was sent: if not (idle, a
+        # heartbeat since), the next read has Redis check it first (read_window_ms's `confirm`).
+        self._fence_checked = False
 
     @property
     def results_stream(self) -> str:
@@ -112,8 +115,9 @@ class StreamTransport(Transport):
             if deliveries:
                 self._read_ahead(len(deliveries), count)
                 return deliveries
-        # Fenced by the lease's time (RedisControl.read_window_ms): the wait ends before the lease can.
-        block_ms = self._control.read_window_ms(max(block_ms, 0))
+        # Bounded by the lease (RedisControl.read_window_ms): the wait ends before the lease can.
+        block_ms = self._control.read_window_ms(max(block_ms, 0), confirm=not self._fence_checked)
+        self._fence_checked = False
         reply = self._reader.read(self._group, self._consumer, streams, count, block_ms if block_ms > 0 else None)
         deliveries = self._deliveries(reply)
         self._read_ahead(len(deliveries), count)
@@ -129,7 +133,8 @@ class StreamTransport(Transport):
         # A full batch means a backlog: ask for the next one now, so Redis gathers it while this process
         # works on the batch in hand. Its entries are pending for this consumer from then on, as any read's.
         if got >= count:
-            self._control.read_window_ms(0)  # answered at once, so only while the lease holds (or fenced)
+            self._control.read_window_ms(0, confirm=not self._fence_checked)  # answered at once: bounded too
+            self._fence_checked = False
             self._reader.send(self._group, self._consumer, [self._stream], count, None)
 
     @staticmethod
@@ -191,6 +196,7 @@ class StreamTransport(Transport):
                       self._scoped(keys.model_state_key(self._worker))],
                 args=args,
             )
+        self._fence_checked = True
         return CommitOutcome(bool(is_primary), int(epoch), int(published), bool(already))
 
     def first_sightings(self, ids: Sequence[tuple[str, str]]) -> list[bool]:
@@ -225,6 +231,7 @@ class StreamTransport(Transport):
         self._client.close()
 
     def beat(self, heartbeat: Heartbeat) -> None:
+        self._fence_checked = False  # the loop did other work since its last commit (once a second)
         self._control.beat(heartbeat)
 
     def drain_requested(self) -> bool:
