@@ -115,9 +115,7 @@ class StreamTransport(Transport):
             if deliveries:
                 self._read_ahead(len(deliveries), count)
                 return deliveries
-        # Bounded by the lease (RedisControl.read_window_ms): the wait ends before the lease can.
-        block_ms = self._control.read_window_ms(max(block_ms, 0), confirm=not self._fence_checked)
-        self._fence_checked = False
+        block_ms = self._read_window_ms(max(block_ms, 0))
         reply = self._reader.read(self._group, self._consumer, streams, count, block_ms if block_ms > 0 else None)
         deliveries = self._deliveries(reply)
         self._read_ahead(len(deliveries), count)
@@ -133,9 +131,15 @@ class StreamTransport(Transport):
         # A full batch means a backlog: ask for the next one now, so Redis gathers it while this process
         # works on the batch in hand. Its entries are pending for this consumer from then on, as any read's.
         if got >= count:
-            self._control.read_window_ms(0, confirm=not self._fence_checked)  # answered at once: bounded too
-            self._fence_checked = False
+            self._read_window_ms(0)  # answered at once, but bounded by the lease like any read
             self._reader.send(self._group, self._consumer, [self._stream], count, None)
+
+    def _read_window_ms(self, block_ms: int) -> int:
+        """How long the read about to be sent may wait (RedisControl.read_window_ms: never past the lease),
+        with Redis confirming the lease first unless a commit checked it since the previous read."""
+        window_ms = self._control.read_window_ms(block_ms, confirm=not self._fence_checked)
+        self._fence_checked = False
+        return window_ms
 
     @staticmethod
     def _deliveries(reply: Any) -> list[Delivery]:
