@@ -170,7 +170,8 @@ def report_command(redis: options.RedisTarget, output_format: str, output: Path 
         from harness.comparator.disagreements import html_panels
         from harness.report.html import render_html
 
-        panels = html_panels(redis.client(), legacy_name, candidate_name, input_stream, recording, curves)
+        panels = html_panels(redis.client(), legacy_name, candidate_name, input_stream, recording, curves,
+                             partitions, experiment)
         output.write_text(render_html(loaded.report, panels if curves else None), encoding="utf-8")
         click.echo(f"wrote the HTML report to {output}")
         return
@@ -186,18 +187,22 @@ def report_command(redis: options.RedisTarget, output_format: str, output: Path 
                 type=click.Choice(["table", "json", "csv"]), help="Terminal table, a JSON list, or CSV.")
 @options.option("--with-samples", envvar="HARNESS_DISAGREEMENTS_WITH_SAMPLES", is_flag=True, default=False,
                 help="Add each signal's input samples: from the input stream while it holds them, else --signals.")
+@options.experiment
+@options.partitions
 def disagreements_command(redis: options.RedisTarget, legacy_name: str, candidate_name: str, input_stream: str,
-                          recording: Path | None, limit: int, output_format: str, with_samples: bool) -> None:
+                          recording: Path | None, limit: int, output_format: str, with_samples: bool,
+                          experiment: str | None, partitions: int) -> None:
     """The signals both workers clustered, whose candidate label mapped into legacy's label space differs."""
     from harness.comparator import disagreements as found
-    from harness.comparator.export import pairs_frame
+    from harness.comparator.export import all_pairs
 
     client = redis.client()
-    chosen = found.disagreements(pairs_frame(client, legacy_name, candidate_name), limit or None)
+    pairs = all_pairs(client, legacy_name, candidate_name, partitions, experiment)
+    chosen = found.disagreements(pairs, limit or None)
     samples = None
     if with_samples:
         entries = dict(zip(chosen["signal_id"].astype(str), chosen["legacy_entry"].astype(str), strict=True))
-        samples = found.load_samples(client, input_stream, recording, entries)
+        samples = found.load_samples(client, input_stream, recording, entries, partitions, found.partition_of(pairs))
     rows = found.records(chosen, samples)
     click.echo(found.render(rows, output_format, with_samples=with_samples))
 # --- end of disagreements and HTML report ---

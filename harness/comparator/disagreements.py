@@ -17,8 +17,9 @@ from typing import Any
 import pandas as pd
 import redis
 
-from harness.comparator.export import pairs_frame
+from harness.comparator.export import all_pairs
 from harness.contracts import ContractError, SignalReceived, decode_signal
+from harness.partitions import Partition
 from harness.report.html import Curve, CurvePanel
 from harness.transport import keys
 
@@ -119,9 +120,18 @@ def panel_signal_ids(pairs: pd.DataFrame, chosen: pd.DataFrame) -> dict[str, str
     return {sid: str(entries[sid]) if sid in entries.index and isinstance(entries[sid], str) else "" for sid in ids}
 
 
-def load_samples(client: redis.Redis, stream: str, recording: Path | None, entries: dict[str, str]) -> Samples:
-    """The input stream first; what it no longer holds, from the recording when one is given."""
-    found = samples_from_stream(client, stream, entries)
+def load_samples(client: redis.Redis, stream: str, recording: Path | None, entries: dict[str, str],
+                 partitions: int = 1, partition_of: dict[str, int] | None = None) -> Samples:
+    """The input stream first (each signal's partition's: `partition_of`, signal id -> partition index);
+    what it no longer holds, from the recording when one is given."""
+    by_stream: dict[str, dict[str, str]] = {}
+    for sid, entry in entries.items():
+        index = (partition_of or {}).get(sid)
+        part = Partition(index, partitions) if index is not None and partitions > 1 else None
+        by_stream.setdefault(keys.scoped(stream, part), {})[sid] = entry
+    found: Samples = {}
+    for name, chosen in by_stream.items():
+        found.update(samples_from_stream(client, name, chosen))
     missing = [sid for sid in entries if sid not in found]
     if missing and recording is not None:
         found.update(samples_from_recording(recording, missing))
@@ -185,11 +195,19 @@ def spread(frame: pd.DataFrame, count: int) -> pd.DataFrame:
 
 
 def html_panels(client: redis.Redis, legacy: str, candidate: str, stream: str, recording: Path | None,
-                count: int) -> list[CurvePanel]:
+                count: int, partitions: int = 1, experiment: str | None = None) -> list[CurvePanel]:
     """Up to `count` disagreeing signals, spread over the run, with their curves and their clusters'."""
-    pairs = pairs_frame(client, legacy, candidate)
+    pairs = all_pairs(client, legacy, candidate, partitions, experiment)
     chosen = spread(disagreements(pairs), count)
     if chosen.empty:
         return []
-    samples = load_samples(client, stream, recording, panel_signal_ids(pairs, chosen))
+    samples = load_samples(client, stream, recording, panel_signal_ids(pairs, chosen), partitions,
+                           partition_of(pairs))
     return sample_panels(pairs, chosen, samples)
+
+
+def partition_of(pairs: pd.DataFrame) -> dict[str, int]:
+    """Signal id -> the index of the partition its pair came from (empty when the input is not partitioned)."""
+    if "partition" not in pairs.columns:
+        return {}
+    return dict(zip(pairs["signal_id"].astype(str), pairs["partition"].astype(int), strict=True))

@@ -66,22 +66,49 @@ def pairs_frame(client: redis.Redis, legacy: str, candidate: str, partition: Par
                 mapping: dict[str, str] | None = None) -> pd.DataFrame:
     """Every matched pair (of one partition's streams when given) in legacy's result order: EXPORT_COLUMNS,
     plus each side's input entry id. `mapping`: candidate label -> legacy label, else the comparator's."""
+    pairs = _joined_results(client, legacy, candidate, partition)
+    return _mapped(pairs, label_mapping(client, pairs) if mapping is None else mapping)
+
+
+def all_pairs(client: redis.Redis, legacy: str, candidate: str, partitions: int = 1,
+              experiment: str | None = None) -> pd.DataFrame:
+    """pairs_frame over every partition, with a `partition` column (its index) when there are several, and one
+    label mapping for all: the merged comparison of `experiment` (default: the current one) when it compares
+    these two workers, else the pairs' own (docs/partitions.md)."""
+    if partitions == 1:
+        return pairs_frame(client, legacy, candidate)
+    from harness.comparator.scope import merged_state
+    from harness.experiments import resolve
+
+    pairs = pd.concat([_joined_results(client, legacy, candidate, part).assign(partition=part.index)
+                       for part in all_partitions(partitions)], ignore_index=True)
+    compared = resolve(client, experiment, legacy, candidate)
+    same_workers = (compared.control, compared.candidate) == (legacy, candidate)
+    state = merged_state(client, compared, partitions) if same_workers else None
+    return _mapped(pairs, state.label_mapping() if state is not None else mapping_of_pairs(pairs), ["partition"])
+
+
+def _joined_results(client: redis.Redis, legacy: str, candidate: str, partition: Partition | None) -> pd.DataFrame:
+    """The two results streams joined by signal id, each side's columns named `<side>_<column>`."""
     left = _results_frame(client, legacy, partition=partition)
     right = _results_frame(client, candidate, partition=partition)
     pairs = left.merge(right, on="signal_id", suffixes=("_legacy", "_candidate"))
     # the device and kind come from legacy's result, or from the candidate's when legacy has none
     for column in ("device_id", "true_kind"):
         pairs[column] = pairs[f"{column}_legacy"].where(pairs[f"{column}_legacy"].notna(), pairs[f"{column}_candidate"])
-    pairs = pairs.rename(columns={f"{name}_{side}": f"{side}_{name}"
-                                  for name in _SIDE_COLUMNS for side in ("legacy", "candidate")})
-    mapping = label_mapping(client, pairs) if mapping is None else mapping
+    return pairs.rename(columns={f"{name}_{side}": f"{side}_{name}"
+                                 for name in _SIDE_COLUMNS for side in ("legacy", "candidate")})
+
+
+def _mapped(pairs: pd.DataFrame, mapping: dict[str, str], extra: list[str] | None = None) -> pd.DataFrame:
+    """The pairs with the candidate's label mapped into legacy's and whether they agree under the mapping."""
     both = (pairs["legacy_outcome"] == "clustered") & (pairs["candidate_outcome"] == "clustered")
     mapped = pairs["candidate_label"].map(mapping).where(both)
     pairs["candidate_label_mapped"] = mapped
     # agreement is defined where both sides clustered the signal; elsewhere it is the errors' business
     pairs["agrees"] = pd.Series(pd.NA, index=pairs.index, dtype="boolean")
     pairs.loc[both, "agrees"] = (mapped[both] == pairs.loc[both, "legacy_label"]).to_numpy(dtype=bool)
-    return pairs[[*EXPORT_COLUMNS, "legacy_entry", "candidate_entry"]]
+    return pairs[[*EXPORT_COLUMNS, "legacy_entry", "candidate_entry", *(extra or [])]]
 
 
 def label_mapping(client: redis.Redis, pairs: pd.DataFrame) -> dict[str, str]:
