@@ -19,7 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.cutover.status import rollback_window
-from harness.cutover.stoppers import heartbeat
+from harness.partitions import Partition, all_partitions
 from harness.report.source import live_report
 from harness.transport import keys
 from harness.transport.replies import text
@@ -165,14 +165,20 @@ class Collector:
 
     def __init__(self, client: redis.Redis, where: str, workers: Mapping[str, str], *,
                  experiment: str | None = None, input_stream: str = keys.DEFAULT_INPUT_STREAM,
-                 clock: Callable[[], float] = time.time) -> None:
+                 partitions: int = 1, clock: Callable[[], float] = time.time) -> None:
         self._client = client
         self._where = where
         self._workers = dict(workers)
         self._experiment = experiment  # None: the current experiment
         self._input_stream = input_stream
+        self._partitions = partitions
+        # A worker's streams and keys in every partition: its rows add them up (docs/partitions.md).
+        self._scopes: list[Partition | None] = [*all_partitions(partitions)] if partitions > 1 else [None]
         self._clock = clock
         self._rates = RateMeter()
+
+    def _each(self, key: str) -> list[str]:
+        return [keys.scoped(key, scope) for scope in self._scopes]
 
     def collect(self) -> Snapshot:
         try:
@@ -183,7 +189,7 @@ class Collector:
             return Snapshot(self._where, DASH, problem=problem)
 
     def _collect(self) -> Snapshot:
-        loaded = live_report(self._client, self._where, self._experiment)
+        loaded = live_report(self._client, self._where, self._experiment, self._partitions)
         report = loaded.report
         now_s = self._clock()
         sides = {worker: side for side, worker in compared_workers(report, self._workers).items()}
@@ -199,32 +205,49 @@ class Collector:
 
     def _worker_names(self, sides: Mapping[str, str]) -> list[str]:
         """The compared workers first (in side order), then any other consumer group of the input."""
-        try:
-            groups = [text(info["name"]) for info in self._client.xinfo_groups(self._input_stream)]
+        try:  # every partition's input has the same groups
+            groups = [text(info["name"]) for info in self._client.xinfo_groups(self._each(self._input_stream)[0])]
         except redis.ResponseError:  # no input stream yet
             groups = []
         return list(sides) + [name for name in groups if name not in sides]
 
     def _results_added(self, worker: str) -> int:
-        try:
-            info = self._client.xinfo_stream(keys.results_stream(worker))
-        except redis.ResponseError:  # no results yet
-            return 0
-        # Redis 7 counts every entry ever added, so a trimmed stream still gives a true rate.
-        return int(info.get("entries-added") or info.get("length") or 0)
+        added = 0
+        for stream in self._each(keys.results_stream(worker)):
+            try:
+                info = self._client.xinfo_stream(stream)
+            except redis.ResponseError:  # no results yet
+                continue
+            # Redis 7 counts every entry ever added, so a trimmed stream still gives a true rate.
+            added += int(info.get("entries-added") or info.get("length") or 0)
+        return added
+
+    def _latest_heartbeat(self, worker: str) -> dict[str, str]:
+        """The worker's heartbeat; with partitions, the most recent of its partitions' (one per runtime)."""
+        beats = [{k.decode(): v.decode() for k, v in self._client.hgetall(key).items()}
+                 for key in self._each(keys.heartbeat_key(worker))]
+        return max(beats, key=lambda beat: int(beat.get("last_seen_ms") or 0))
+
+    def _lag(self, worker: str) -> int | None:
+        lags = [lag for stream in self._each(self._input_stream)
+                if (lag := group_lag(self._client, stream, worker)) is not None]
+        return sum(lags) if lags else None
+
+    def _dead_letters(self, worker: str) -> int:
+        kept = sum(int(self._client.xlen(stream)) for stream in self._each(keys.dead_letter_stream(worker)))
+        return kept + sum(int(self._client.get(key) or 0) for key in self._each(keys.dead_letters_dropped_key(worker)))
 
     def _worker_row(self, name: str, side: str | None, rate: float | None, report: Mapping[str, Any] | None,
                     now_s: float) -> WorkerRow:
-        beat = heartbeat(self._client, name)
+        beat = self._latest_heartbeat(name)
         seen_ms = beat.get("last_seen_ms")
         figures = side_figures(report, side)
-        dropped = int(self._client.get(keys.dead_letters_dropped_key(name)) or 0)
         return WorkerRow(
             name, side, beat.get("state", "no heartbeat"), rate,
-            lag_entries=group_lag(self._client, self._input_stream, name), lag_s=_float(figures.get("lag_s")),
+            lag_entries=self._lag(name), lag_s=_float(figures.get("lag_s")),
             heartbeat_age_s=max(now_s - int(seen_ms) / 1000.0, 0.0) if seen_ms else None,
-            dead_letters=int(self._client.xlen(keys.dead_letter_stream(name))) + dropped,
-            errors=_int(figures.get("errors")), stalled=bool(figures.get("stalled")))
+            dead_letters=self._dead_letters(name), errors=_int(figures.get("errors")),
+            stalled=bool(figures.get("stalled")))
 
 
 def current_experiment(client: redis.Redis) -> str:

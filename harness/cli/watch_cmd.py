@@ -22,8 +22,10 @@ from harness.cli.compare_cmd import candidate_worker, legacy_worker, replica_wor
                 type=click.FloatRange(0.1), help="Seconds between two refreshes.")
 @options.option("--once", envvar="HARNESS_WATCH_ONCE", is_flag=True, default=False,
                 help="Print one snapshot and exit (no live refresh): for scripts and logs.")
+@options.partitions
 def watch_command(redis: options.RedisTarget, input_stream: str, experiment: str | None, legacy_name: str,
-                  candidate_name: str, replica_name: str | None, interval_s: float, once: bool) -> None:
+                  candidate_name: str, replica_name: str | None, interval_s: float, once: bool,
+                  partitions: int) -> None:
     """Live dashboard: each worker's rate, lag, heartbeat, dead letters and errors; agreement; latency; roles.
 
     Refreshes every --interval seconds until Ctrl-C (exit 0).
@@ -36,7 +38,8 @@ def watch_command(redis: options.RedisTarget, input_stream: str, experiment: str
     workers = {"legacy": legacy_name, "candidate": candidate_name}
     if replica_name:
         workers["replica"] = replica_name
-    collector = Collector(redis.client(), str(redis), workers, experiment=experiment, input_stream=input_stream)
+    collector = Collector(redis.client(), str(redis), workers, experiment=experiment, input_stream=input_stream,
+                          partitions=partitions)
     console = Console()
     if once:
         console.print(render(collector.collect()))

@@ -16,6 +16,7 @@ import redis
 from click.testing import CliRunner
 
 from harness.cli.main import cli
+from harness.partitions import all_partitions
 from harness.producer.publisher import publish_signals
 from harness.producer.synthetic import generate_signals
 from harness.transport import keys
@@ -137,3 +138,29 @@ def test_once_prints_one_snapshot_of_a_worker_without_a_comparison(redis_url: st
     assert legacy is not None and legacy[1] == "running" and legacy[-2:] == ["5", "—"]  # 1 kept + 4 trimmed
     assert worker_cells(result.output, "candidate") == ["candidate", "no", "heartbeat", "—", "—", "—", "0", "—"]
     assert "no comparison in Redis" in result.output
+
+
+def test_once_adds_up_a_workers_partitions(redis_url: str, redis_client: redis.Redis) -> None:
+    """P = 2: lag, dead letters and results of both partitions add up; the newest partition's heartbeat shows."""
+    first, second = all_partitions(2)
+    for part, state, seen_ms in ((first, "idle", 1), (second, "running", 2)):
+        beat = {"state": state, "last_seen_ms": seen_ms}
+        redis_client.hset(keys.scoped(keys.heartbeat_key("legacy"), part), mapping=beat)
+    for part, entries in ((first, 3), (second, 2)):
+        stream = keys.scoped(keys.DEFAULT_INPUT_STREAM, part)
+        for _ in range(entries):
+            redis_client.xadd(stream, {keys.PAYLOAD_FIELD: b"signal"})
+        redis_client.xgroup_create(stream, "legacy", id="0")
+        redis_client.xadd(keys.scoped(keys.dead_letter_stream("legacy"), part), {"reason": "bad"})
+    redis_client.set(keys.scoped(keys.dead_letters_dropped_key("legacy"), second), 4)
+    partitioned = CliRunner().invoke(cli, ["watch", "--once", "--redis-url", redis_url, "--partitions", "2"],
+                                     terminal_width=100)
+    assert partitioned.exit_code == 0, partitioned.output
+    legacy = worker_cells(partitioned.output, "legacy")
+    assert legacy is not None and legacy[1] == "running", partitioned.output
+    assert legacy[3] == "5", "3 + 2 entries not yet delivered"
+    assert legacy[-2:] == ["6", "—"], "1 + 1 dead letters kept, 4 trimmed"
+    alone = CliRunner().invoke(cli, ["watch", "--once", "--redis-url", redis_url], terminal_width=100)
+    unpartitioned = worker_cells(alone.output, "legacy")
+    assert unpartitioned is not None and unpartitioned[1:3] == ["no", "heartbeat"] and unpartitioned[-2] == "0", \
+        "without --partitions, only the (empty) unpartitioned keys are read"
