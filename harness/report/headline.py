@@ -33,12 +33,35 @@ class Finding(NamedTuple):
     text: str
 
 
+class Names(NamedTuple):
+    """The compared workers as the sentence names them: the report's slots are "legacy" and "candidate",
+    whichever workers fill them (after a cutover: the old candidate as control, its successor as candidate)."""
+
+    control: str = "legacy"
+    candidate: str = "candidate"
+
+    @staticmethod
+    def of(report: Mapping[str, Any]) -> Names:
+        sides = report.get("sides")
+        if not isinstance(sides, Mapping):
+            return Names()
+        control, candidate = sides.get("control"), sides.get("candidate")
+        return Names(control if isinstance(control, str) and control else "legacy",
+                     candidate if isinstance(candidate, str) and candidate else "candidate")
+
+    def slot(self, side: str) -> str:
+        """A report slot's worker ("legacy": the control); any other side (a replica) as it is."""
+        return {"legacy": self.control, "candidate": self.candidate}.get(side, side)
+
+
 def headline(report: Mapping[str, Any]) -> str:
     sides = report.get("sides")
     if isinstance(sides, Mapping) and "control" in sides and sides["control"] is None:
         return _alone(report)
-    findings = [*_production(report.get("cutover")), *_progress(report.get("progress")), *_missing(report["counts"]),
-                _agreement(report["agreement"]), *_latency(report["latency_ms"]), _errors(report["errors"])]
+    names = Names.of(report)
+    findings = [*_production(report.get("cutover")), *_progress(report.get("progress"), names),
+                *_missing(report["counts"], names), _agreement(report["agreement"], names),
+                *_latency(report["latency_ms"]), _errors(report["errors"], names)]
     ranked = sorted(findings, key=lambda finding: -finding.severity)  # stable: ties keep their order
     return "; ".join(finding.text for finding in ranked)
 
@@ -48,7 +71,8 @@ def _alone(report: Mapping[str, Any]) -> str:
     truth = report["agreement"].get("truth") or {}
     ari, signals = truth.get("candidate_ari"), truth.get("pairs") or report["counts"].get("candidate_outputs", 0)
     score = "no labelled signals" if ari is None else f"truth ARI {ari:.2f} on {_n(signals)} labelled signals"
-    return f"candidate scored alone against the truth: {score}; {_errors(report['errors']).text}"
+    names = Names.of(report)
+    return f"{names.candidate} scored alone against the truth: {score}; {_errors(report['errors'], names).text}"
 
 
 def _production(cutover: Mapping[str, Any] | None) -> list[Finding]:
@@ -63,13 +87,13 @@ def _production(cutover: Mapping[str, Any] | None) -> list[Finding]:
     return found
 
 
-def _progress(progress: Mapping[str, Any] | None) -> list[Finding]:
+def _progress(progress: Mapping[str, Any] | None, names: Names) -> list[Finding]:
     """The side furthest behind, if it is stalled or lagging."""
     if not progress:
         return []
     behind = [(finding, figures.get("lag_s") or 0.0, figures.get("awaiting") or 0)
               for side, figures in progress.get("sides", {}).items()
-              if (finding := _side_progress(side, figures)) is not None]
+              if (finding := _side_progress(names.slot(side), figures)) is not None]
     if not behind:
         return []
     worst = max(behind, key=lambda item: (item[0].severity, item[1], item[2]))
@@ -87,31 +111,33 @@ def _side_progress(side: str, figures: Mapping[str, Any]) -> Finding | None:
     return None
 
 
-def _missing(counts: Mapping[str, Any]) -> list[Finding]:
+def _missing(counts: Mapping[str, Any], names: Names) -> list[Finding]:
     missing = {side: counts.get(f"missing_{side}") or 0 for side in ("legacy", "candidate")}
     total = counts.get("matched", 0) + sum(missing.values())
     found = []
     for side, count in sorted(missing.items(), key=lambda item: -item[1]):
         if count:
-            found.append(Finding(MISSING, f"{side} is missing {_n(count)} results ({_percent(count / total)})"))
+            found.append(Finding(MISSING, f"{names.slot(side)} is missing {_n(count)} results "
+                                          f"({_percent(count / total)})"))
     return found
 
 
-def _agreement(agreement: Mapping[str, Any]) -> Finding:
+def _agreement(agreement: Mapping[str, Any], names: Names) -> Finding:
     ari, pairs = agreement.get("ari"), agreement.get("pairs") or 0
     if ari is None or not pairs:
         return Finding(NOTHING, "no signal both sides clustered yet, nothing to compare")
     anomalies = agreement.get("anomalies") or {}
     anomaly_ari = anomalies.get("ari")
+    pair, control = names.candidate, names.control
     if anomaly_ari is not None and anomaly_ari < AGREES_ARI and anomaly_ari < ari:
-        return Finding(DISAGREES, f"candidate disagrees with legacy{_disagreement(anomalies)} anomalies "
+        return Finding(DISAGREES, f"{pair} disagrees with {control}{_disagreement(anomalies)} anomalies "
                                   f"(ARI {anomaly_ari:.2f})")
     if ari < AGREES_ARI:
         if agreement.get("matched_accuracy") is None:
-            return Finding(DISAGREES, f"candidate disagrees with legacy (ARI {ari:.2f} on {_n(pairs)} signals)")
-        return Finding(DISAGREES, f"candidate disagrees with legacy{_disagreement(agreement)} {_n(pairs)} signals "
+            return Finding(DISAGREES, f"{pair} disagrees with {control} (ARI {ari:.2f} on {_n(pairs)} signals)")
+        return Finding(DISAGREES, f"{pair} disagrees with {control}{_disagreement(agreement)} {_n(pairs)} signals "
                                   f"(ARI {ari:.2f})")
-    return Finding(FINE, f"candidate agrees with legacy (ARI {ari:.2f} on {_n(pairs)} signals)")
+    return Finding(FINE, f"{pair} agrees with {control} (ARI {ari:.2f} on {_n(pairs)} signals)")
 
 
 def _disagreement(scope: Mapping[str, Any]) -> str:
@@ -132,17 +158,17 @@ def _latency(latency: Mapping[str, Any]) -> list[Finding]:
     return [Finding(SLOWER if ratio >= SLOWER_RATIO else FINE, f"p99 {_factor(ratio)} higher")]
 
 
-def _errors(errors: Mapping[str, Any]) -> Finding:
+def _errors(errors: Mapping[str, Any], names: Names) -> Finding:
     """New error types (only the candidate has them) first, then more candidate-only errors."""
     new_types = {name: figures.get("only_candidate", 0) for name, figures in errors.get("by_type", {}).items()
                  if figures.get("only_candidate", 0) and not figures.get("only_legacy") and not figures.get("both")}
     if new_types:
-        names = ", ".join(sorted(new_types, key=lambda name: -new_types[name])[:3])
+        listed = ", ".join(sorted(new_types, key=lambda name: -new_types[name])[:3])
         plural = "s" if len(new_types) > 1 else ""
-        return Finding(NEW_ERRORS, f"new error type{plural} {names} on {_n(sum(new_types.values()))} signals")
+        return Finding(NEW_ERRORS, f"new error type{plural} {listed} on {_n(sum(new_types.values()))} signals")
     only_candidate, only_legacy = errors.get("only_candidate", 0), errors.get("only_legacy", 0)
     if only_candidate > only_legacy:
-        return Finding(MORE_ERRORS, f"candidate fails on {_n(only_candidate)} signals legacy handles "
+        return Finding(MORE_ERRORS, f"{names.candidate} fails on {_n(only_candidate)} signals {names.control} handles "
                                     f"({_n(only_legacy)} the other way)")
     return Finding(FINE, "no new errors")
 

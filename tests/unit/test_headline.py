@@ -135,3 +135,16 @@ def test_the_json_report_carries_the_headline_and_older_ones_still_load() -> Non
     assert "headline" not in report_from_json(json.dumps(older))
     with pytest.raises(ValueError, match="headline must be a string"):
         report_from_json(json.dumps({**report, "headline": 3}))
+
+
+def test_after_a_cutover_the_sentence_names_the_compared_workers_not_the_report_slots() -> None:
+    report = crafted(agreement__ari=0.81, agreement__matched_accuracy=0.88, counts__missing_candidate=50,
+                     errors__only_candidate=9, errors__only_legacy=1)
+    report["sides"] = {"control": "candidate", "candidate": "candidate-v2"}  # experiment v2, after the switch
+    sentence = headline(report)
+    assert "candidate-v2 is missing 50 results" in sentence
+    assert "candidate-v2 disagrees with candidate on 12% of 5,000 signals (ARI 0.81)" in sentence
+    assert "candidate-v2 fails on 9 signals candidate handles (1 the other way)" in sentence
+    assert "legacy" not in sentence
+    report["sides"] = {"control": "legacy", "candidate": "candidate"}
+    assert headline(report) == headline({k: v for k, v in report.items() if k != "sides"}), "the default names"
