@@ -7,7 +7,6 @@ mapped into legacy's label space (Hungarian matching of the contingency table) e
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -72,20 +71,32 @@ def pairs_frame(client: redis.Redis, legacy: str, candidate: str, partition: Par
 
 def all_pairs(client: redis.Redis, legacy: str, candidate: str, partitions: int = 1,
               experiment: str | None = None) -> pd.DataFrame:
-    """pairs_frame over every partition, with a `partition` column (its index) when there are several, and one
-    label mapping for all: the merged comparison of `experiment` (default: the current one) when it compares
-    these two workers, else the pairs' own (docs/partitions.md)."""
-    if partitions == 1:
-        return pairs_frame(client, legacy, candidate)
-    from harness.comparator.scope import merged_state
+    """Every matched pair of the two workers, over every partition (with a `partition` column, its index, when
+    there are several), under one label mapping: the comparison's of `experiment` (default: the current one)
+    when it compares these two workers, else the pairs' own (docs/partitions.md)."""
     from harness.experiments import resolve
 
-    pairs = pd.concat([_joined_results(client, legacy, candidate, part).assign(partition=part.index)
-                       for part in all_partitions(partitions)], ignore_index=True)
+    scopes = _scopes(partitions)
+    pairs = pd.concat([_joined_results(client, legacy, candidate, part).assign(partition=index)
+                       for index, part in enumerate(scopes)], ignore_index=True)
     compared = resolve(client, experiment, legacy, candidate)
     same_workers = (compared.control, compared.candidate) == (legacy, candidate)
-    state = merged_state(client, compared, partitions) if same_workers else None
-    return _mapped(pairs, state.label_mapping() if state is not None else mapping_of_pairs(pairs), ["partition"])
+    mapping = (_experiment_mapping(client, compared, partitions, lambda: pairs) if same_workers
+               else mapping_of_pairs(pairs))
+    return _mapped(pairs, mapping, ["partition"] if partitions > 1 else [])
+
+
+def _scopes(partitions: int) -> list[Partition | None]:
+    return [*all_partitions(partitions)] if partitions > 1 else [None]
+
+
+def _experiment_mapping(client: redis.Redis, experiment: Experiment, partitions: int,
+                        pairs: Callable[[], pd.DataFrame]) -> dict[str, str]:
+    """The mapping of the experiment's comparison (every partition's checkpoint merged), else the pairs' own."""
+    from harness.comparator.scope import merged_state
+
+    state = merged_state(client, experiment, partitions)
+    return state.label_mapping() if state is not None else mapping_of_pairs(pairs())
 
 
 def _joined_results(client: redis.Redis, legacy: str, candidate: str, partition: Partition | None) -> pd.DataFrame:
@@ -141,25 +152,26 @@ def mapping_of_pairs(pairs: pd.DataFrame) -> dict[str, str]:
 
 def export_experiment(client: redis.Redis, experiment: Experiment, path: Path, partitions: int = 1) -> int:
     """The pairs the experiment's comparator had counted at its last checkpoint (as many as its report
-    matched), of every partition, with the label mapping of the merged comparison."""
-    from harness.comparator.scope import counted_window, merged_state, within
+    matched), of every partition, with the label mapping of the experiment's (merged) comparison."""
+    from harness.comparator.scope import counted_window, within
 
-    if partitions == 1:
-        return export_pairs(client, experiment.control, experiment.candidate, path,
-                            partial(within, window=counted_window(client, experiment)))
-    state = merged_state(client, experiment, partitions)
-    mapping = state.label_mapping() if state is not None else {}
-    frames = [within(pairs_frame(client, experiment.control, experiment.candidate, part, mapping),
-                     counted_window(client, experiment, part)) for part in all_partitions(partitions)]
+    check_table_path(path)
+    joined = [(part, _joined_results(client, experiment.control, experiment.candidate, part))
+              for part in _scopes(partitions)]
+    mapping = _experiment_mapping(client, experiment, partitions, lambda: pd.concat([frame for _, frame in joined]))
+    frames = [within(_mapped(frame, mapping), counted_window(client, experiment, part)) for part, frame in joined]
     return write_pairs(pd.concat(frames, ignore_index=True), path)
+
+
+def check_table_path(path: Path) -> None:
+    if path.suffix.lower() not in (".parquet", ".csv"):
+        raise ValueError(f"--pairs {path}: use a .parquet or .csv file name")
 
 
 def export_pairs(client: redis.Redis, legacy: str, candidate: str, path: Path,
                  select: Callable[[pd.DataFrame], pd.DataFrame] | None = None) -> int:
     """`select`: keeps the pairs an experiment counted (harness.comparator.scope.within)."""
-    suffix = path.suffix.lower()
-    if suffix not in (".parquet", ".csv"):
-        raise ValueError(f"--pairs {path}: use a .parquet or .csv file name")
+    check_table_path(path)
     pairs = pairs_frame(client, legacy, candidate)
     return write_pairs(select(pairs) if select is not None else pairs, path)
 
