@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.cutover.status import rollback_window
+from harness.cutover.stoppers import heartbeat
 from harness.partitions import Partition, all_partitions
 from harness.report.source import live_report
 from harness.transport import keys
@@ -224,8 +225,7 @@ class Collector:
 
     def _latest_heartbeat(self, worker: str) -> dict[str, str]:
         """The worker's heartbeat; with partitions, the most recent of its partitions' (one per runtime)."""
-        beats = [{k.decode(): v.decode() for k, v in self._client.hgetall(key).items()}
-                 for key in self._each(keys.heartbeat_key(worker))]
+        beats = [heartbeat(self._client, worker, scope) for scope in self._scopes]
         return max(beats, key=lambda beat: int(beat.get("last_seen_ms") or 0))
 
     def _lag(self, worker: str) -> int | None:

@@ -19,6 +19,7 @@ import redis
 
 from harness.cutover import launch
 from harness.errors import HarnessError
+from harness.partitions import Partition
 from harness.transport import keys, presence
 
 
@@ -26,8 +27,10 @@ class StopperError(RuntimeError, HarnessError):
     pass
 
 
-def heartbeat(client: redis.Redis, worker: str) -> dict[str, str]:
-    return {k.decode(): v.decode() for k, v in client.hgetall(keys.heartbeat_key(worker)).items()}
+def heartbeat(client: redis.Redis, worker: str, partition: Partition | None = None) -> dict[str, str]:
+    """The worker's last heartbeat (with a partition: that partition's runtime's)."""
+    beat = client.hgetall(keys.scoped(keys.heartbeat_key(worker), partition))
+    return {k.decode(): v.decode() for k, v in beat.items()}
 
 
 def alive(client: redis.Redis, worker: str, partitions: int = 1) -> bool:
