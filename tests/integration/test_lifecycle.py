@@ -70,6 +70,11 @@ def test_the_whole_lifecycle_under_flowing_traffic(tmp_path: Path) -> None:
         stack.worker("legacy", "legacy", "--init-primary")
         stack.worker("candidate", "candidate")
         stack.comparator()
+        # Traffic starts once both workers run, as in a deployment: a worker still starting up would have
+        # its first signals wait in Redis, and the gate's latency rules would count that start-up against it.
+        for worker in ("legacy", "candidate"):
+            wait_for(lambda worker=worker: stack.client.hget(keys.heartbeat_key(worker), "state") == b"running",
+                     60, f"{worker} running", stack.alive(worker))
         stack.harness("producer", "produce", "--rate", str(RATE), "--count", "1000000", "--seed", "3")
         flowing = ("producer", "comparator", "candidate")
 
